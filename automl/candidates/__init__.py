@@ -1,0 +1,1 @@
+"""Candidate generation: data-processing pipelines plus algorithms, declared in YAML."""

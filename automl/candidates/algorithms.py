@@ -1,0 +1,114 @@
+"""The algorithm registry: one key -> (classifier, regressor) table, written out in one place.
+
+Parameters arrive from the search space keyed by pipeline step: ``model.<name>`` goes to the
+estimator, ``preprocess.<name>`` to the processing recipe (see processing.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional
+
+from automl.errors import ConfigError
+
+
+def _xgb(problem_type: str, params: Dict[str, Any], seed: int):
+    import xgboost as xgb
+
+    base = dict(tree_method="hist", n_jobs=1, random_state=seed, verbosity=0)
+    base.update(params)
+    if problem_type == "regression":
+        return xgb.XGBRegressor(**base)
+    return xgb.XGBClassifier(**base)
+
+
+def _linear(problem_type: str, params: Dict[str, Any], seed: int):
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    if problem_type == "regression":
+        return Ridge(**{k: v for k, v in params.items() if k in ("alpha",)})
+    kw = dict(max_iter=2000)
+    kw.update({k: v for k, v in params.items() if k != "alpha"})
+    return LogisticRegression(random_state=seed, **kw)
+
+
+def _mlp(problem_type: str, params: Dict[str, Any], seed: int):
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    params = dict(params)
+    width = int(params.pop("width", 128))
+    depth = int(params.pop("depth", 1))
+    kw = dict(hidden_layer_sizes=(width,) * depth, early_stopping=True, max_iter=300, random_state=seed)
+    kw.update(params)
+    return (MLPRegressor if problem_type == "regression" else MLPClassifier)(**kw)
+
+
+def _forest(cls_name: str):
+    def make(problem_type: str, params: Dict[str, Any], seed: int):
+        from sklearn import ensemble
+
+        suffix = "Regressor" if problem_type == "regression" else "Classifier"
+        cls = getattr(ensemble, f"{cls_name}{suffix}")
+        return cls(n_jobs=1, random_state=seed, **params)
+
+    return make
+
+
+def _svm(problem_type: str, params: Dict[str, Any], seed: int):
+    from sklearn.svm import SVR
+
+    from automl.candidates.estimators import SoftmaxSVC
+
+    if problem_type == "regression":
+        return SVR(**params)
+    return SoftmaxSVC(**params)
+
+
+def _knn(problem_type: str, params: Dict[str, Any], seed: int):
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    return (KNeighborsRegressor if problem_type == "regression" else KNeighborsClassifier)(**params)
+
+
+def _hist_gb(problem_type: str, params: Dict[str, Any], seed: int):
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    cls = HistGradientBoostingRegressor if problem_type == "regression" else HistGradientBoostingClassifier
+    return cls(random_state=seed, **params)
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    make: Callable[[str, Dict[str, Any], int], Any]
+    description: str
+    needs_scaling: bool
+    # Rough cost class used to order and skip work on large data: 1 cheap .. 3 expensive.
+    cost: int = 1
+    max_rows: Optional[int] = None
+
+
+ALGORITHMS: Dict[str, Algorithm] = {
+    "xgboost": Algorithm("xgboost", _xgb, "XGBoost gradient-boosted trees (hist)", False, 2),
+    "linear": Algorithm(
+        "linear", _linear, "linear learner: logistic regression / ridge regression", True, 1
+    ),
+    "mlp": Algorithm("mlp", _mlp, "multi-layer perceptron (scikit-learn)", True, 2),
+    "random_forest": Algorithm("random_forest", _forest("RandomForest"), "random forest", False, 2),
+    "extra_trees": Algorithm("extra_trees", _forest("ExtraTrees"), "extremely randomised trees", False, 2),
+    "svm": Algorithm("svm", _svm, "support vector machine, RBF kernel", True, 3, max_rows=15_000),
+    "knn": Algorithm("knn", _knn, "k-nearest neighbours", True, 2, max_rows=50_000),
+    "hist_gb": Algorithm("hist_gb", _hist_gb, "scikit-learn histogram gradient boosting", False, 2),
+}
+
+
+def get_algorithm(name: str) -> Algorithm:
+    try:
+        return ALGORITHMS[name]
+    except KeyError:
+        raise ConfigError(
+            f"algorithm '{name}' is unknown; valid algorithms: {', '.join(sorted(ALGORITHMS))}"
+        ) from None
+
+
+def make_estimator(algorithm: str, problem_type: str, params: Dict[str, Any], seed: int):
+    return get_algorithm(algorithm).make(problem_type, dict(params), seed)

@@ -1,0 +1,143 @@
+"""Data processing that follows the column types, as plain scikit-learn transformers.
+
+``FeatureCaster`` turns a raw DataFrame into typed columns (and is where missing required
+columns are reported); ``build_preprocessor`` adds robust imputation with missing indicators,
+thresholded one-hot or ordinal encoding, TF-IDF for text, date parts and optional scaling.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import (
+    OneHotEncoder,
+    OrdinalEncoder,
+    QuantileTransformer,
+    RobustScaler,
+    StandardScaler,
+)
+
+from automl.errors import DataError
+
+DATE_PARTS = ("year", "month", "day", "dayofweek", "hour")
+MISSING_TOKEN = "__missing__"
+
+
+class FeatureCaster(TransformerMixin, BaseEstimator):
+    """Select the feature columns and cast each to its inferred type.
+
+    Non-finite numbers become missing; datetimes become numeric parts; categoricals become
+    strings. Columns absent at predict time raise a DataError that names them.
+    """
+
+    def __init__(self, column_types: Dict[str, str] | None = None):
+        self.column_types = column_types
+
+    def fit(self, X: pd.DataFrame, y=None):
+        self.columns_ = list(self.column_types)
+        self.output_types_ = {}
+        for col, kind in self.column_types.items():
+            if kind == "datetime":
+                for part in DATE_PARTS:
+                    self.output_types_[f"{col}__{part}"] = "numeric"
+            else:
+                self.output_types_[col] = "numeric" if kind == "boolean" else kind
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            X = pd.DataFrame(X, columns=self.columns_)
+        missing = [c for c in self.columns_ if c not in X.columns]
+        if missing:
+            raise DataError(
+                f"input is missing required column(s): {', '.join(missing)}; "
+                f"the model needs {len(self.columns_)} columns"
+            )
+        out: Dict[str, Any] = {}
+        for col, kind in self.column_types.items():
+            s = X[col]
+            if kind == "numeric":
+                v = pd.to_numeric(s, errors="coerce").astype(float)
+                out[col] = v.where(np.isfinite(v))
+            elif kind == "boolean":
+                out[col] = _to_bool(s)
+            elif kind == "datetime":
+                with pd.option_context("mode.chained_assignment", None):
+                    d = pd.to_datetime(s, errors="coerce", format="mixed")
+                for part in DATE_PARTS:
+                    out[f"{col}__{part}"] = getattr(d.dt, part).astype(float)
+            elif kind == "text":
+                out[col] = s.astype(object).where(s.notna(), "").astype(str)
+            else:
+                out[col] = s.astype(object).where(s.notna(), np.nan).map(
+                    lambda v: v if v is np.nan or isinstance(v, str) else str(v)
+                )
+        return pd.DataFrame(out, index=X.index)
+
+    def get_feature_names_out(self, input_features=None):
+        return np.array(list(self.output_types_), dtype=object)
+
+
+def _to_bool(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return pd.to_numeric(s, errors="coerce").astype(float)
+    mapping = {"true": 1.0, "t": 1.0, "yes": 1.0, "y": 1.0, "1": 1.0,
+               "false": 0.0, "f": 0.0, "no": 0.0, "n": 0.0, "0": 0.0}
+    return s.astype(str).str.strip().str.lower().map(mapping).astype(float)
+
+
+def _scaler(kind: str):
+    return {
+        "standard": StandardScaler(),
+        "robust": RobustScaler(),
+        "quantile": QuantileTransformer(n_quantiles=200, output_distribution="normal", subsample=100_000),
+        "none": None,
+    }[kind]
+
+
+def build_preprocessor(column_types: Dict[str, str], processing: Dict[str, Any]) -> Pipeline:
+    """The processing pipeline of one candidate, from column types and its recipe."""
+    p = dict(processing)
+    features = {c: t for c, t in column_types.items() if t in ("numeric", "categorical", "boolean", "text", "datetime")}
+    if p.get("datetime", "parts") == "drop":
+        features = {c: t for c, t in features.items() if t != "datetime"}
+    if p.get("text", "tfidf") == "drop":
+        features = {c: t for c, t in features.items() if t != "text"}
+    caster = FeatureCaster(features).fit(None)
+    types = caster.output_types_
+    numeric = [c for c, t in types.items() if t == "numeric"]
+    categorical = [c for c, t in types.items() if t == "categorical"]
+    text = [c for c, t in types.items() if t == "text"]
+    blocks: List = []
+    if numeric:
+        impute = {"median": "median", "mean": "mean", "zero": "constant"}[p.get("numeric_impute", "median")]
+        steps = [SimpleImputer(strategy=impute, fill_value=0.0, add_indicator=bool(p.get("missing_indicator", True)),
+                               keep_empty_features=True)]
+        scaler = _scaler(p.get("scale", "none"))
+        if scaler is not None:
+            steps.append(scaler)
+        blocks.append(("numeric", make_pipeline(*steps), numeric))
+    if categorical:
+        impute = SimpleImputer(strategy="constant", fill_value=MISSING_TOKEN, keep_empty_features=True)
+        if p.get("categorical", "onehot") == "ordinal":
+            enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
+                                 min_frequency=p.get("onehot_min_frequency"),
+                                 max_categories=int(p.get("onehot_max_categories", 30)) * 4)
+        else:
+            enc = OneHotEncoder(handle_unknown="infrequent_if_exist", sparse_output=False,
+                                min_frequency=p.get("onehot_min_frequency"),
+                                max_categories=int(p.get("onehot_max_categories", 30)))
+        blocks.append(("categorical", make_pipeline(impute, enc), categorical))
+    for col in text:
+        blocks.append((f"text_{col}", TfidfVectorizer(max_features=int(p.get("text_max_features", 300)),
+                                                      sublinear_tf=True), col))
+    if not blocks:
+        raise DataError("no usable feature columns remain after removing ID-like and constant columns")
+    columns = ColumnTransformer(blocks, remainder="drop", sparse_threshold=0.3)
+    return Pipeline([("cast", FeatureCaster(features)), ("columns", columns)])

@@ -1,0 +1,153 @@
+"""The `automl` command: `automl fit [overrides]`, `automl predict key=value ...`.
+
+User errors print one line and exit 2; `verbose=true` shows the traceback.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Callable, Dict, List
+
+from automl.errors import AutoMLError, ConfigError
+
+log = logging.getLogger("automl")
+
+USAGE = """usage:
+  automl fit [-m] [key=value ...]      tune candidates and save the best model (Hydra overrides;
+                                       -m/--multirun sweeps comma-separated values)
+  automl predict run_dir=DIR input=URL output=URL
+                                       batch predictions (CSV, or Parquet for *.parquet)
+see README.md for every config key."""
+
+PREDICT_KEYS = {"run_dir": None, "input": None, "output": None, "verbose": False}
+
+
+def setup_logging(verbose: bool = False) -> None:
+    root = logging.getLogger("automl")
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[automl] %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+
+
+def _process_start() -> float:
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except Exception:  # pragma: no cover - psutil comes with ray
+        return time.time()
+
+
+def parse_key_values(args: List[str], allowed: Dict[str, object], command: str) -> Dict[str, object]:
+    """`key=value` arguments for commands that are not Hydra-composed."""
+    from omegaconf import OmegaConf
+
+    out = dict(allowed)
+    for arg in args:
+        if "=" not in arg:
+            raise ConfigError(f"`automl {command}` takes key=value arguments; got '{arg}'")
+        key = arg.split("=", 1)[0]
+        if key not in allowed:
+            raise ConfigError(
+                f"unknown key '{key}' for `automl {command}`; valid keys: {', '.join(allowed)}"
+            )
+        out.update(OmegaConf.to_container(OmegaConf.from_dotlist([arg])))
+    return out
+
+
+def _is_verbose(args: List[str]) -> bool:
+    return any(a.lower() in ("verbose=true", "verbose=1", "verbose=yes") for a in args)
+
+
+def cmd_fit(args: List[str]) -> int:
+    from automl.config import compose_config, expand_sweep
+    from automl.runner import fit
+
+    started = _process_start()
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    overrides = [a for a in args if a not in ("-m", "--multirun")]
+    if not multirun:
+        cfg = compose_config(overrides)
+        run = fit(cfg, started=started)
+        _print_result(run)
+        return 0
+    runs = expand_sweep(overrides)
+    base = None
+    for i, ov in enumerate(runs):
+        cfg = compose_config(ov)
+        if base is None:
+            from automl.runner import default_output_dir
+
+            base = cfg.output_dir or default_output_dir().replace("outputs/", "outputs/multirun/", 1)
+        from omegaconf import OmegaConf
+
+        OmegaConf.set_struct(cfg, False)
+        cfg.output_dir = f"{base.rstrip('/')}/{i}"
+        OmegaConf.set_struct(cfg, True)
+        log.info("sweep run %d/%d: %s", i + 1, len(runs), " ".join(ov) or "(defaults)")
+        _print_result(fit(cfg, started=time.time()))
+    return 0
+
+
+def _print_result(run) -> None:
+    s = run.summary
+    best = s.get("best") or {}
+    line = f"run folder: {run.run_dir}"
+    if best:
+        line += f" | best {best['candidate']} {s['metric']}={best['score']:.5f}"
+    if s.get("test_score") is not None:
+        line += f" | test {s['metric']}={s['test_score']:.5f}"
+    print(line)
+
+
+def cmd_predict(args: List[str]) -> int:
+    from automl.predict import batch_predict
+
+    opts = parse_key_values(args, PREDICT_KEYS, "predict")
+    for key in ("run_dir", "input", "output"):
+        if not opts.get(key):
+            raise ConfigError(f"`automl predict` needs {key}=...; e.g. automl predict run_dir=DIR input=in.csv output=out.csv")
+    n = batch_predict(str(opts["run_dir"]), str(opts["input"]), str(opts["output"]))
+    print(f"wrote {n} predictions to {opts['output']}")
+    return 0
+
+
+COMMANDS: Dict[str, Callable[[List[str]], int]] = {"fit": cmd_fit, "predict": cmd_predict}
+
+
+def main(argv: List[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, args = argv[0], argv[1:]
+    verbose = _is_verbose(args)
+    setup_logging(verbose)
+    if command not in COMMANDS:
+        print(f"automl: unknown command '{command}'; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[command](args)
+    except AutoMLError as exc:
+        if verbose:
+            raise
+        print(f"automl {command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"automl {command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if verbose:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"automl {command}: unexpected error: {type(exc).__name__}: {first} (rerun with verbose=true for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""The config schema and how a run's config is composed.
+
+Order, always the same: defaults (dataclasses below, registered in Hydra's ConfigStore) ->
+YAML under ``conf/`` -> user overrides -> validation and cross-field checks.  Unknown keys are
+errors because the schema is in struct mode.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from automl.errors import ConfigError
+
+PROBLEM_TYPES = ("auto", "binary", "multiclass", "regression")
+MODES = ("full", "candidates_only")
+
+
+def project_dir(name: str) -> Path:
+    """Locate a top-level project folder (``conf`` or ``search_spaces``)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / name, here / "_resources" / name):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError(f"cannot find the '{name}' folder next to the automl package; reinstall automl")
+
+
+@dataclass
+class DataConfig:
+    path: str = "sklearn:digits"
+    target: str = "target"
+    test_path: Optional[str] = None
+    # None: 0.25 for the built-in demo data, no held-out split otherwise.
+    test_fraction: Optional[float] = None
+    drop: List[str] = field(default_factory=list)
+    sheet: Optional[str] = None
+    storage_options: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BudgetConfig:
+    max_trials: int = 250
+    time_limit_s: float = 120.0
+    # None: derived from the total (a quarter of it, at least 10 s).
+    trial_time_limit_s: Optional[float] = None
+
+
+@dataclass
+class ValidationConfig:
+    n_folds: int = 5
+    cv_max_rows: int = 50_000
+    holdout_fraction: float = 0.2
+
+
+@dataclass
+class SearchConfig:
+    searcher: str = "optuna"  # optuna | random
+    n_startup_trials: int = 8
+    warm_start: bool = True
+
+
+@dataclass
+class RayConfig:
+    address: Optional[str] = None
+    num_cpus: Optional[int] = None
+    cpus_per_trial: float = 1.0
+
+
+@dataclass
+class ProcessingConfig:
+    numeric_impute: str = "median"  # median | mean | zero
+    missing_indicator: bool = True
+    scale: str = "none"  # none | standard | robust | quantile
+    categorical: str = "onehot"  # onehot | ordinal
+    onehot_min_frequency: float = 0.005
+    onehot_max_categories: int = 30
+    text: str = "tfidf"  # tfidf | drop
+    text_max_features: int = 300
+    datetime: str = "parts"  # parts | drop
+
+
+@dataclass
+class CandidateConfig:
+    algorithm: str = MISSING
+    # A file name under search_spaces/ (without .yaml) or a path; None: the algorithm's own.
+    search_space: Optional[str] = None
+    # An inline search space (same shape as a search_spaces file); overrides search_space.
+    space: Optional[Dict[str, Any]] = None
+    processing: ProcessingConfig = field(default_factory=ProcessingConfig)
+    enabled: bool = True
+    # Skip this candidate when the training data has more rows than this.
+    max_rows: Optional[int] = None
+    description: str = ""
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    problem_type: str = "auto"
+    metric: str = "auto"
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+    candidates: Dict[str, CandidateConfig] = field(default_factory=dict)
+    search_spaces_dir: Optional[str] = None
+    seed: int = 0
+    output_dir: Optional[str] = None
+    mode: str = "full"
+    verbose: bool = False
+
+
+_store = ConfigStore.instance()
+_store.store(name="automl_schema", node=Config)
+
+
+def _clean_hydra_message(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    detail = ""
+    for line in text[1:]:
+        line = line.strip()
+        if line.startswith("Key '") or line.startswith("Could not") or "not in struct" in line:
+            detail = line
+            break
+    return f"{first} ({detail})" if detail and detail not in first else first
+
+
+def compose_config(overrides: List[str] | None = None, config_name: str = "config") -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with Hydra override strings, then validate."""
+    overrides = list(overrides or [])
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(project_dir("conf")), version_base=None):
+            cfg = compose(config_name=config_name, overrides=overrides)
+    except Exception as exc:  # hydra raises several types; turn all into one line
+        msg = _clean_hydra_message(exc)
+        raise ConfigError(
+            f"invalid config override: {msg}. Valid top-level keys: "
+            f"{', '.join(sorted(Config.__dataclass_fields__))}; see the README's config reference"
+        ) from None
+    finally:
+        GlobalHydra.instance().clear()
+    validate_config(cfg)
+    return cfg
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Cross-field checks that a type schema cannot express."""
+    if cfg.problem_type not in PROBLEM_TYPES:
+        raise ConfigError(
+            f"problem_type must be one of {', '.join(PROBLEM_TYPES)}; got '{cfg.problem_type}'. "
+            "Fix: problem_type=auto lets automl infer it"
+        )
+    if cfg.mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}; got '{cfg.mode}'")
+    if cfg.budget.max_trials < 1:
+        raise ConfigError(f"budget.max_trials must be at least 1; got {cfg.budget.max_trials}")
+    if cfg.budget.time_limit_s <= 0:
+        raise ConfigError(f"budget.time_limit_s must be positive; got {cfg.budget.time_limit_s}")
+    if cfg.data.test_fraction is not None and not 0 <= cfg.data.test_fraction < 1:
+        raise ConfigError(f"data.test_fraction must be in [0, 1); got {cfg.data.test_fraction}")
+    if cfg.validation.n_folds < 2:
+        raise ConfigError(f"validation.n_folds must be at least 2; got {cfg.validation.n_folds}")
+    if cfg.search.searcher not in ("optuna", "random"):
+        raise ConfigError(f"search.searcher must be 'optuna' or 'random'; got '{cfg.search.searcher}'")
+    from automl.metrics import check_metric_name
+
+    check_metric_name(cfg.metric, cfg.problem_type)
+    from automl.candidates.algorithms import ALGORITHMS
+
+    for name, cand in cfg.candidates.items():
+        if cand.algorithm not in ALGORITHMS:
+            raise ConfigError(
+                f"candidates.{name}.algorithm '{cand.algorithm}' is unknown; "
+                f"valid algorithms: {', '.join(sorted(ALGORITHMS))}"
+            )
+
+
+def expand_sweep(overrides: List[str]) -> List[List[str]]:
+    """Expand Hydra sweep syntax (``metric=accuracy,f1_macro``, ``range(…)``) into runs."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides=overrides)
+    except Exception as exc:
+        raise ConfigError(f"cannot parse overrides: {_clean_hydra_message(exc)}") from None
+    axes = []
+    for ov in parsed:
+        key = ov.get_key_element()
+        if ov.is_sweep_override():
+            axes.append([f"{key}={v}" for v in ov.sweep_string_iterator()])
+        else:
+            axes.append([f"{key}={ov.get_value_element_as_str()}"])
+    return [list(combo) for combo in itertools.product(*axes)] if axes else [[]]
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg, resolve=True)

@@ -1,0 +1,117 @@
+"""Metric registry: Autopilot's metric names per problem type, default first.
+
+Classification metrics are computed from class probabilities (columns in the order of the
+run's encoded classes); predicted labels are the arg-max, or the tuned threshold for binary.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
+
+import numpy as np
+from sklearn import metrics as skm
+
+from automl.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    greater_is_better: bool
+    needs_proba: bool
+    fn: Callable  # fn(y_true, y_pred_or_proba, pos_index) -> float
+
+
+def _labels(proba: np.ndarray, threshold: Optional[float] = None, pos: int = 1) -> np.ndarray:
+    if threshold is not None and proba.shape[1] == 2:
+        return np.where(proba[:, pos] >= threshold, pos, 1 - pos)
+    return np.argmax(proba, axis=1)
+
+
+def _cls(fn, **kw):
+    return lambda y, p, pos: float(fn(y, _labels(p, pos=pos), **kw))
+
+
+def _bin(fn):
+    return lambda y, p, pos: float(fn(y, _labels(p, pos=pos), pos_label=pos, zero_division=0))
+
+
+def _auc(y, p, pos):
+    return float(skm.roc_auc_score((y == pos).astype(int), p[:, pos]))
+
+
+def _logloss(y, p, pos):
+    return float(skm.log_loss(y, np.clip(p, 1e-15, 1), labels=np.arange(p.shape[1])))
+
+
+def _macro(fn):
+    return lambda y, p, pos: float(fn(y, _labels(p), average="macro", zero_division=0))
+
+
+METRICS: Dict[str, Dict[str, Metric]] = {
+    "regression": {
+        "mse": Metric("mse", False, False, lambda y, p, pos: float(skm.mean_squared_error(y, p))),
+        "rmse": Metric("rmse", False, False, lambda y, p, pos: float(np.sqrt(skm.mean_squared_error(y, p)))),
+        "mae": Metric("mae", False, False, lambda y, p, pos: float(skm.mean_absolute_error(y, p))),
+        "r2": Metric("r2", True, False, lambda y, p, pos: float(skm.r2_score(y, p))),
+    },
+    "binary": {
+        "f1": Metric("f1", True, False, _bin(skm.f1_score)),
+        "accuracy": Metric("accuracy", True, False, _cls(skm.accuracy_score)),
+        "auc": Metric("auc", True, True, _auc),
+        "balanced_accuracy": Metric("balanced_accuracy", True, False, _cls(skm.balanced_accuracy_score)),
+        "precision": Metric("precision", True, False, _bin(skm.precision_score)),
+        "recall": Metric("recall", True, False, _bin(skm.recall_score)),
+        "logloss": Metric("logloss", False, True, _logloss),
+    },
+    "multiclass": {
+        "accuracy": Metric("accuracy", True, False, _cls(skm.accuracy_score)),
+        "balanced_accuracy": Metric("balanced_accuracy", True, False, _cls(skm.balanced_accuracy_score)),
+        "f1_macro": Metric("f1_macro", True, False, _macro(skm.f1_score)),
+        "precision_macro": Metric("precision_macro", True, False, _macro(skm.precision_score)),
+        "recall_macro": Metric("recall_macro", True, False, _macro(skm.recall_score)),
+        "logloss": Metric("logloss", False, True, _logloss),
+    },
+}
+
+ALL_METRIC_NAMES = sorted({m for group in METRICS.values() for m in group})
+
+
+def default_metric(problem_type: str) -> str:
+    return next(iter(METRICS[problem_type]))
+
+
+def check_metric_name(metric: str, problem_type: str) -> None:
+    """Fail before any work if the metric is unknown or does not fit the problem type."""
+    if metric == "auto":
+        return
+    if metric not in ALL_METRIC_NAMES:
+        raise ConfigError(
+            f"metric '{metric}' is unknown; valid metrics: {', '.join(ALL_METRIC_NAMES)}"
+        )
+    if problem_type != "auto" and metric not in METRICS[problem_type]:
+        raise ConfigError(
+            f"metric '{metric}' does not fit problem_type={problem_type}; "
+            f"use one of {', '.join(METRICS[problem_type])}"
+        )
+
+
+def get_metric(name: str, problem_type: str) -> Metric:
+    check_metric_name(name, problem_type)
+    return METRICS[problem_type][name]
+
+
+def score_all(problem_type: str, y_true: np.ndarray, pred: np.ndarray, pos_index: int = 1) -> Dict[str, float]:
+    """Every metric of the problem type; a metric that cannot be computed is NaN."""
+    out = {}
+    for name, metric in METRICS[problem_type].items():
+        try:
+            out[name] = metric.fn(y_true, pred, pos_index)
+        except ValueError:
+            out[name] = float("nan")
+    return out
+
+
+def worst_value(metric: Metric) -> float:
+    """A finite, very bad objective reported for failed trials (the searcher needs a number)."""
+    return -1e12 if metric.greater_is_better else 1e12

@@ -1,0 +1,73 @@
+"""The saved model: a fitted scikit-learn pipeline plus what is needed to use it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import pandas as pd
+
+from automl.errors import DataError
+
+
+@dataclass
+class ModelBundle:
+    pipeline: Any
+    problem_type: str
+    target: str
+    feature_columns: List[str]
+    column_types: Dict[str, str]
+    classes: List[Any] = field(default_factory=list)
+    positive_class: Optional[Any] = None
+    threshold: Optional[float] = None
+    trial_id: str = ""
+    candidate: str = ""
+    metadata: Dict[str, Any] = field(default_factory=dict)
+
+    def check_columns(self, df: pd.DataFrame) -> None:
+        missing = [c for c in self.feature_columns if c not in df.columns]
+        if missing:
+            raise DataError(
+                f"input is missing required column(s): {', '.join(missing)}; "
+                f"add them (extra columns are ignored)"
+            )
+
+    def predict_matrix(self, df: pd.DataFrame) -> np.ndarray:
+        """Regression predictions, or class probabilities in the order of ``classes``."""
+        self.check_columns(df)
+        X = df[self.feature_columns]
+        if self.problem_type == "regression":
+            return np.asarray(self.pipeline.predict(X), dtype=float)
+        proba = self.pipeline.predict_proba(X)
+        if proba.shape[1] != len(self.classes):
+            full = np.zeros((len(X), len(self.classes)))
+            full[:, np.asarray(self.pipeline.classes_, dtype=int)] = proba
+            proba = full
+        return proba
+
+    def labels_from_matrix(self, m: np.ndarray) -> np.ndarray:
+        if self.problem_type == "regression":
+            return m
+        if self.threshold is not None and len(self.classes) == 2:
+            pos = self.classes.index(self.positive_class)
+            idx = np.where(m[:, pos] >= self.threshold, pos, 1 - pos)
+        else:
+            idx = np.argmax(m, axis=1)
+        return np.asarray(self.classes, dtype=object)[idx]
+
+    def predict(self, df: pd.DataFrame) -> np.ndarray:
+        return self.labels_from_matrix(self.predict_matrix(df))
+
+    def predict_proba(self, df: pd.DataFrame) -> pd.DataFrame:
+        if self.problem_type == "regression":
+            raise DataError("predict_proba is for classification; this model does regression, use predict")
+        return pd.DataFrame(self.predict_matrix(df), columns=[str(c) for c in self.classes], index=df.index)
+
+    def predict_frame(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Batch-prediction output: ``predicted_label`` plus ``proba_<class>`` per class."""
+        m = self.predict_matrix(df)
+        out = pd.DataFrame({"predicted_label": self.labels_from_matrix(m)}, index=df.index)
+        if self.problem_type != "regression":
+            for i, c in enumerate(self.classes):
+                out[f"proba_{c}"] = m[:, i]
+        return out.reset_index(drop=True)

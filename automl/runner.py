@@ -1,0 +1,231 @@
+"""`automl fit`: the whole Autopilot flow, in one visible order.
+
+read data -> infer column types and the problem -> generate candidates -> tune them all on Ray
+-> refit the best -> score the test data -> write the run folder.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+from sklearn.model_selection import train_test_split
+
+from automl import artifacts as art
+from automl.candidates.generate import Candidate, generate_candidates
+from automl.candidates.space import params_of
+from automl.config import to_yaml
+from automl.data.io import DEMO_DATASETS, read_table
+from automl.data.types import FEATURE_TYPES, infer_column_types
+from automl.errors import DataError, SearchError
+from automl.metrics import METRICS
+from automl.model import ModelBundle
+from automl.problem import ProblemInfo, encode_target, resolve_problem
+from automl.search.trial import TrialContext, build_pipeline, make_folds, predict_matrix
+from automl.metrics import score_all
+
+log = logging.getLogger(__name__)
+
+
+def default_output_dir() -> str:
+    now = _dt.datetime.now()
+    return str(Path("outputs") / now.strftime("%Y-%m-%d") / now.strftime("%H-%M-%S-%f"))
+
+
+def resolve_output_dir(cfg: DictConfig) -> str:
+    out = cfg.output_dir or default_output_dir()
+    if "://" not in out:
+        out = str(Path(out).resolve())
+    return out
+
+
+def load_training_data(cfg: DictConfig, frame: Optional[pd.DataFrame] = None):
+    """Read the table, drop configured columns and rows without a target (logging how many)."""
+    d = cfg.data
+    df = frame.copy() if frame is not None else read_table(d.path, dict(d.storage_options), d.sheet)
+    if df.empty:
+        raise DataError("data.path: the table has no rows; give data with at least a few rows")
+    if d.target not in df.columns:
+        shown = ", ".join(map(str, list(df.columns)[:30])) + (" …" if df.shape[1] > 30 else "")
+        raise DataError(f"data.target '{d.target}' is not a column; the columns are: {shown}")
+    dup = df.columns[df.columns.duplicated()].tolist()
+    if dup:
+        raise DataError(f"duplicate column name(s): {', '.join(map(str, dup))}; rename them so each is unique")
+    drop = [c for c in d.drop if c in df.columns]
+    if drop:
+        df = df.drop(columns=drop)
+    test = None
+    if d.test_path:
+        test = read_table(d.test_path, dict(d.storage_options), d.sheet, what="data.test_path")
+        test = test.drop(columns=[c for c in drop if c in test.columns])
+    return df, test
+
+
+def _drop_bad_targets(df: pd.DataFrame, target: str, problem_type: str, where: str) -> pd.DataFrame:
+    y = df[target]
+    bad = y.isna()
+    if problem_type == "regression":
+        num = pd.to_numeric(y, errors="coerce")
+        bad |= ~np.isfinite(num.fillna(np.nan).astype(float))
+    n_bad = int(bad.sum())
+    if n_bad:
+        log.warning("dropped %d of %d %s rows whose target '%s' is missing or not finite",
+                    n_bad, len(df), where, target)
+    return df.loc[~bad].reset_index(drop=True)
+
+
+def _leaderboard(rows: List[Dict[str, Any]], candidates: Dict[str, Candidate], info: ProblemInfo) -> pd.DataFrame:
+    records = []
+    for number, row in enumerate(rows):
+        rec = {"trial_id": row["trial_id"], "trial_number": number, "candidate": row.get("candidate"),
+               "algorithm": candidates[row["candidate"]].algorithm if row.get("candidate") in candidates else None,
+               "status": row.get("status"), "objective": row.get("objective") if row.get("status") == "completed" else np.nan}
+        for m in METRICS[info.problem_type]:
+            rec[m] = row.get(f"metric_{m}", np.nan)
+        for k in ("fit_s", "predict_ms_per_row", "latency_ms_single_row", "model_size_bytes"):
+            rec[k] = row.get(k, np.nan)
+        rec["error"] = row.get("error", "")
+        if row.get("candidate"):
+            rec.update(params_of(row.get("config") or {}, row["candidate"]))
+        records.append(rec)
+    lb = pd.DataFrame.from_records(records)
+    ok = lb["status"] == "completed"
+    lb = pd.concat([lb[ok].sort_values("objective", ascending=not info.greater_is_better), lb[~ok]])
+    return lb.reset_index(drop=True)
+
+
+def _write_candidates(out: str, cands: List[Candidate], so: Dict[str, Any]) -> None:
+    for c in cands:
+        art.write_yaml(art.join(out, "candidates", f"{c.name}.yaml"), c.to_dict(), so,
+                       header=f"# Candidate {c.name} as this run used it. Edit and rerun with\n"
+                              f"#   automl fit candidates_dir=<this folder> ...\n")
+
+
+def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional[float] = None):
+    """Run the whole flow for a composed config; returns a :class:`automl.run.Run`."""
+    from automl.run import Run
+    from automl.search.tuner import init_ray, run_search
+    from automl.search.progress import ProgressLogger
+
+    started = started or time.time()
+    deadline = started + float(cfg.budget.time_limit_s)
+    so = dict(cfg.data.storage_options)
+    out = resolve_output_dir(cfg)
+    OmegaConf.set_struct(cfg, False)
+    cfg.output_dir = out
+    OmegaConf.set_struct(cfg, True)
+    log.info("run folder: %s", out)
+    phase = time.time()
+    df, test_df = load_training_data(cfg, frame)
+    target = cfg.data.target
+    log.info("read %d rows x %d columns in %.1f s", len(df), df.shape[1], time.time() - phase)
+    info = resolve_problem(df[target], cfg.problem_type, cfg.metric, target)
+    log.info("problem: %s (%s); metric: %s", info.problem_type, info.reason, info.metric)
+    n_read = len(df)
+    df = _drop_bad_targets(df, target, info.problem_type, "training")
+    test_fraction = cfg.data.test_fraction
+    if test_fraction is None:
+        test_fraction = 0.25 if cfg.data.path in DEMO_DATASETS and frame is None and test_df is None else 0.0
+    if test_df is None and test_fraction > 0:
+        strat = df[target] if info.problem_type != "regression" and df[target].value_counts().min() >= 2 else None
+        df, test_df = train_test_split(df, test_size=test_fraction, random_state=cfg.seed, stratify=strat)
+        df, test_df = df.reset_index(drop=True), test_df.reset_index(drop=True)
+        log.info("held out %d rows (%.0f%%) as test data", len(test_df), 100 * test_fraction)
+    X = df.drop(columns=[target])
+    column_types = infer_column_types(X)
+    features = [c for c, t in column_types.items() if t in FEATURE_TYPES]
+    unused = {c: t for c, t in column_types.items() if t not in FEATURE_TYPES}
+    if unused:
+        log.info("not used as features: %s", ", ".join(f"{c} ({t})" for c, t in unused.items()))
+    if not features:
+        raise DataError("no usable feature columns: every column is ID-like or constant; add informative columns")
+    feature_types = {c: column_types[c] for c in features}
+    y = encode_target(df[target], info)
+    candidates, skipped = generate_candidates(cfg, info.problem_type, len(df), feature_types)
+    art.write_text(art.join(out, art.CONFIG_FILE), to_yaml(cfg), so)
+    _write_candidates(out, candidates, so)
+    summary: Dict[str, Any] = {
+        "problem_type": info.problem_type, "problem_type_reason": info.reason, "metric": info.metric,
+        "greater_is_better": info.greater_is_better, "target": target, "n_rows": len(df),
+        "n_rows_read": n_read, "n_columns": int(X.shape[1]), "column_types": column_types,
+        "features": features, "classes": info.classes, "positive_class": info.positive_class,
+        "imbalance_ratio": info.imbalance_ratio, "mode": cfg.mode,
+        "candidates": [c.name for c in candidates], "skipped_candidates": skipped,
+    }
+    if cfg.mode == "candidates_only":
+        summary.update({"wall_time_s": round(time.time() - started, 2), "n_trials_completed": 0,
+                        "n_trials_failed": 0, "best": None})
+        art.write_json(art.join(out, art.SUMMARY_FILE), summary, so)
+        log.info("candidates written to %s/candidates; stopped before training (mode=candidates_only)", out)
+        return Run(out, storage_options=so)
+
+    folds = make_folds(y, info.problem_type, cfg.validation.n_folds, cfg.validation.cv_max_rows,
+                       cfg.validation.holdout_fraction, cfg.seed)
+    budget_total = float(cfg.budget.time_limit_s)
+    trial_limit = cfg.budget.trial_time_limit_s or max(10.0, budget_total / 4)
+    ctx = TrialContext(X=X[features], y=y, folds=folds, column_types=feature_types,
+                       candidates={c.name: c for c in candidates}, problem_type=info.problem_type,
+                       metric=info.metric, n_classes=len(info.classes), pos_index=info.pos_index,
+                       seed=cfg.seed, trial_time_limit_s=trial_limit, output_dir=out, storage_options=so)
+    phase = time.time()
+    init_ray(cfg.ray.address, cfg.ray.num_cpus)
+    log.info("ray ready in %.1f s", time.time() - phase)
+    reserve = max(3.0, 0.08 * budget_total)
+    search_budget = deadline - time.time() - reserve
+    if search_budget < 1:
+        raise SearchError(
+            f"budget.time_limit_s={budget_total:.0f} is used up before the search starts "
+            f"(data loading and Ray start took {time.time() - started:.0f} s); raise budget.time_limit_s"
+        )
+    progress = ProgressLogger(cfg.budget.max_trials, search_budget, info.metric, info.greater_is_better)
+    rows = run_search(ctx, candidates, greater_is_better=info.greater_is_better,
+                      max_trials=cfg.budget.max_trials, time_budget_s=search_budget,
+                      searcher=cfg.search.searcher, n_startup_trials=cfg.search.n_startup_trials,
+                      warm_start=cfg.search.warm_start, cpus_per_trial=cfg.ray.cpus_per_trial,
+                      callbacks=[progress])
+    lb = _leaderboard(rows, ctx.candidates, info)
+    art.write_text(art.join(out, art.LEADERBOARD_FILE), lb.to_csv(index=False), so)
+    done = lb[lb["status"] == "completed"]
+    counts = lb["status"].value_counts().to_dict()
+    if done.empty:
+        errors = lb["error"].replace("", np.nan).dropna()
+        common = errors.value_counts().index[0] if len(errors) else "no trial finished within the budget"
+        raise SearchError(f"all {len(lb)} trial(s) failed; commonest cause: {common}")
+    best = done.iloc[0]
+    log.info("best trial %s (%s): %s=%.5f", best.trial_id, best.candidate, info.metric, best.objective)
+    phase = time.time()
+    best_params = next(params_of(r["config"], r["candidate"]) for r in rows if r["trial_id"] == best.trial_id)
+    pipeline = build_pipeline(ctx.candidates[best.candidate], best_params, feature_types, info.problem_type, cfg.seed)
+    pipeline.fit(ctx.X, y)
+    bundle = ModelBundle(pipeline=pipeline, problem_type=info.problem_type, target=target, feature_columns=features,
+                         column_types=feature_types, classes=info.classes, positive_class=info.positive_class,
+                         trial_id=str(best.trial_id), candidate=str(best.candidate))
+    size = art.save_pickle(art.join(out, art.MODEL_FILE), bundle, so)
+    log.info("refit the best candidate on all %d rows in %.1f s (%d bytes)", len(df), time.time() - phase, size)
+    summary.update({
+        "best": {"trial_id": str(best.trial_id), "candidate": str(best.candidate), "score": float(best.objective),
+                 "params": best_params, "model_size_bytes": size},
+        "n_trials": int(len(lb)), "n_trials_completed": int(counts.get("completed", 0)),
+        "n_trials_failed": int(counts.get("failed", 0)), "n_trials_timeout": int(counts.get("timeout", 0)),
+        "n_trials_stopped": int(counts.get("stopped", 0)),
+        "validation": {"scheme": "holdout" if len(folds) == 1 else f"{len(folds)}-fold cross-validation",
+                       "n_folds": len(folds)},
+    })
+    if test_df is not None:
+        test_df = _drop_bad_targets(test_df, target, info.problem_type, "test")
+        pred = bundle.predict_matrix(test_df)
+        y_test = encode_target(test_df[target], info)
+        test_metrics = score_all(info.problem_type, y_test, pred, info.pos_index)
+        summary.update({"test_score": test_metrics[info.metric], "test_metrics": test_metrics,
+                        "n_test_rows": int(len(test_df))})
+        log.info("test %s: %.5f on %d rows", info.metric, test_metrics[info.metric], len(test_df))
+    summary["wall_time_s"] = round(time.time() - started, 2)
+    art.write_json(art.join(out, art.SUMMARY_FILE), summary, so)
+    log.info("done in %.1f s; run folder: %s", summary["wall_time_s"], out)
+    return Run(out, storage_options=so)

@@ -1,0 +1,45 @@
+"""Trial progress in automl's own words (a Ray Tune callback)."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Optional
+
+from ray.tune import Callback
+
+log = logging.getLogger("automl.progress")
+
+
+class ProgressLogger(Callback):
+    """Logs one line per finished trial: counts, best so far, elapsed against budget."""
+
+    def __init__(self, max_trials: int, budget_s: float, metric: str, greater_is_better: bool):
+        self.max_trials = max_trials
+        self.budget_s = budget_s
+        self.metric = metric
+        self.sign = 1 if greater_is_better else -1
+        self.started = time.time()
+        self.completed = 0
+        self.failed = 0
+        self.best: Optional[float] = None
+        self.best_candidate = ""
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        status = result.get("status")
+        if status == "completed":
+            self.completed += 1
+            score = result.get("objective")
+            if self.best is None or self.sign * score > self.sign * self.best:
+                self.best, self.best_candidate = score, result.get("candidate", "")
+        else:
+            self.failed += 1
+        running = sum(1 for t in trials if t.status == "RUNNING")
+        best = f"{self.best:.5f} ({self.best_candidate})" if self.best is not None else "-"
+        extra = f" [{result.get('candidate')} {status}: {result.get('error', '')[:80]}]" if status != "completed" else ""
+        log.info("trials: %d done, %d failed, %d running | best %s %s | %.0f/%.0f s%s",
+                 self.completed, self.failed, running, self.metric, best,
+                 time.time() - self.started, self.budget_s, extra)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.failed += 1
+        log.info("trial %s crashed: %s", trial.trial_id, str(getattr(trial, "error_msg", "") or "")[:120])

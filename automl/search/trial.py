@@ -1,0 +1,162 @@
+"""One trial: build a candidate's pipeline with sampled parameters and cross-validate it.
+
+Runs inside a Ray worker. Everything it needs arrives in a ``TrialContext`` through Ray's
+object store (``tune.with_parameters``), so workers need no shared disk.
+"""
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+from sklearn.pipeline import Pipeline
+
+from automl.candidates.algorithms import make_estimator
+from automl.candidates.generate import Candidate
+from automl.candidates.processing import build_preprocessor
+from automl.candidates.space import params_of, split_params
+from automl.metrics import get_metric, score_all, worst_value
+
+
+class TrialTimeout(RuntimeError):
+    """A trial ran past its per-trial time limit."""
+
+
+@dataclass
+class TrialContext:
+    X: pd.DataFrame
+    y: np.ndarray
+    folds: List[Tuple[np.ndarray, np.ndarray]]
+    column_types: Dict[str, str]
+    candidates: Dict[str, Candidate]
+    problem_type: str
+    metric: str
+    n_classes: int = 0
+    pos_index: int = 1
+    seed: int = 0
+    trial_time_limit_s: float = 60.0
+    output_dir: Optional[str] = None
+    storage_options: Dict[str, Any] = field(default_factory=dict)
+
+
+def make_folds(y: np.ndarray, problem_type: str, n_folds: int, cv_max_rows: int, holdout_fraction: float, seed: int):
+    """k-fold CV up to ``cv_max_rows`` rows, one stratified holdout split above."""
+    n = len(y)
+    stratify = problem_type != "regression"
+    if stratify:
+        min_count = int(np.bincount(y).min())
+        n_folds = max(2, min(n_folds, min_count)) if min_count >= 2 else n_folds
+        stratify = min_count >= 2
+    idx = np.arange(n)
+    if n > cv_max_rows:
+        tr, va = train_test_split(idx, test_size=holdout_fraction, random_state=seed,
+                                  stratify=y if stratify else None)
+        return [(np.sort(tr), np.sort(va))]
+    splitter = (StratifiedKFold(n_folds, shuffle=True, random_state=seed) if stratify
+                else KFold(n_folds, shuffle=True, random_state=seed))
+    return list(splitter.split(idx, y if stratify else None))
+
+
+def build_pipeline(candidate: Candidate, params: Dict[str, Any], column_types: Dict[str, str],
+                   problem_type: str, seed: int) -> Pipeline:
+    """The candidate as one scikit-learn estimator: processing steps then the model."""
+    model_params, pre_params = split_params({**candidate.space.get("fixed", {}), **params})
+    processing = {**candidate.processing, **pre_params}
+    pre = build_preprocessor(column_types, processing)
+    model = make_estimator(candidate.algorithm, problem_type, model_params, seed)
+    return Pipeline(pre.steps + [("model", model)])
+
+
+def predict_matrix(pipeline: Pipeline, X: pd.DataFrame, problem_type: str, n_classes: int) -> np.ndarray:
+    """Regression: predictions. Classification: probabilities over all run classes."""
+    if problem_type == "regression":
+        return np.asarray(pipeline.predict(X), dtype=float)
+    proba = pipeline.predict_proba(X)
+    seen = np.asarray(pipeline.classes_, dtype=int)
+    if len(seen) == n_classes:
+        return proba
+    full = np.zeros((len(X), n_classes))
+    full[:, seen] = proba  # a class absent from this fold gets probability 0
+    return full
+
+
+def _latency_ms(pipeline: Pipeline, X: pd.DataFrame, problem_type: str) -> float:
+    row = X.iloc[:1]
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        pipeline.predict(row) if problem_type == "regression" else pipeline.predict_proba(row)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1000)
+
+
+def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] = None) -> Dict[str, Any]:
+    """Cross-validate one configuration; never raises (a failure is a result)."""
+    name = config["candidate"]
+    params = params_of(config, name)
+    metric = get_metric(ctx.metric, ctx.problem_type)
+    base = {"candidate": name, "params_json": json.dumps(params, default=str)}
+    start = time.perf_counter()
+    try:
+        candidate = ctx.candidates[name]
+        template = build_pipeline(candidate, params, ctx.column_types, ctx.problem_type, ctx.seed)
+        shape = (len(ctx.y),) if ctx.problem_type == "regression" else (len(ctx.y), ctx.n_classes)
+        oof = np.full(shape, np.nan)
+        covered = np.zeros(len(ctx.y), dtype=bool)
+        predict_s = 0.0
+        for i, (tr, va) in enumerate(ctx.folds):
+            pipe = clone(template)
+            pipe.fit(ctx.X.iloc[tr], ctx.y[tr])
+            t = time.perf_counter()
+            oof[va] = predict_matrix(pipe, ctx.X.iloc[va], ctx.problem_type, ctx.n_classes)
+            predict_s += time.perf_counter() - t
+            covered[va] = True
+            elapsed = time.perf_counter() - start
+            if elapsed > ctx.trial_time_limit_s and i < len(ctx.folds) - 1:
+                raise TrialTimeout(
+                    f"trial exceeded its time limit of {ctx.trial_time_limit_s:.0f} s after {i + 1} fold(s)"
+                )
+        scores = score_all(ctx.problem_type, ctx.y[covered], oof[covered], ctx.pos_index)
+        objective = scores[ctx.metric]
+        if not np.isfinite(objective):
+            raise ValueError(f"metric {ctx.metric} is not finite on validation data")
+        fit_s = time.perf_counter() - start - predict_s
+        result = {
+            **base,
+            "status": "completed",
+            "error": "",
+            "objective": float(objective),
+            **{f"metric_{k}": v for k, v in scores.items()},
+            "fit_s": fit_s,
+            "predict_ms_per_row": 1000 * predict_s / max(1, int(covered.sum())),
+            "latency_ms_single_row": _latency_ms(pipe, ctx.X, ctx.problem_type),
+            "model_size_bytes": len(pickle.dumps(pipe, protocol=pickle.HIGHEST_PROTOCOL)),
+        }
+        if ctx.output_dir and trial_id:
+            _save_oof(ctx, trial_id, oof)
+        return result
+    except TrialTimeout as exc:
+        return {**base, "status": "timeout", "error": str(exc), "objective": worst_value(metric),
+                "fit_s": time.perf_counter() - start}
+    except Exception as exc:  # a failed trial is recorded, the run goes on
+        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return {**base, "status": "failed", "error": last[:500], "objective": worst_value(metric),
+                "fit_s": time.perf_counter() - start}
+
+
+def _save_oof(ctx: TrialContext, trial_id: str, oof: np.ndarray) -> None:
+    import fsspec
+
+    buf = io.BytesIO()
+    np.save(buf, oof.astype(np.float32))
+    with fsspec.open(f"{ctx.output_dir.rstrip('/')}/trials/{trial_id}/oof.npy", "wb",
+                     auto_mkdir=True, **ctx.storage_options) as fh:
+        fh.write(buf.getvalue())
