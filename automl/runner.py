@@ -67,6 +67,24 @@ def load_training_data(cfg: DictConfig, frame: Optional[pd.DataFrame] = None):
     return df, test
 
 
+TRAIN_DATA_FILE = "data/train.parquet"
+
+
+def save_training_data(out: str, df: pd.DataFrame, so: Dict[str, Any]) -> None:
+    """Keep the exact training rows in the run folder (to refit any trial, rebuild baselines)."""
+    import io
+
+    buf = io.BytesIO()
+    try:
+        df.to_parquet(buf, index=False)
+    except Exception:  # mixed-type object columns: store them as strings, say so
+        mixed = [c for c in df.columns if df[c].dtype == object]
+        log.info("storing mixed-type column(s) %s as text in %s", ", ".join(map(str, mixed)), TRAIN_DATA_FILE)
+        buf = io.BytesIO()
+        df.astype({c: "string" for c in mixed}).to_parquet(buf, index=False)
+    art.write_bytes(art.join(out, TRAIN_DATA_FILE), buf.getvalue(), so)
+
+
 def _drop_bad_targets(df: pd.DataFrame, target: str, problem_type: str, where: str) -> pd.DataFrame:
     y = df[target]
     bad = y.isna()
@@ -137,6 +155,7 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
         df, test_df = train_test_split(df, test_size=test_fraction, random_state=cfg.seed, stratify=strat)
         df, test_df = df.reset_index(drop=True), test_df.reset_index(drop=True)
         log.info("held out %d rows (%.0f%%) as test data", len(test_df), 100 * test_fraction)
+    save_training_data(out, df, so)
     X = df.drop(columns=[target])
     column_types = infer_column_types(X)
     features = [c for c, t in column_types.items() if t in FEATURE_TYPES]
