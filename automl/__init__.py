@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 from automl.errors import AutoMLError, ConfigError, DataError
 from automl.run import Run, load
@@ -17,16 +17,19 @@ __all__ = ["fit", "load", "Run", "AutoMLError", "ConfigError", "DataError"]
 __version__ = "0.1.0"
 
 
-def _flatten(prefix: str, value: Any, out: List[str]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
-        return
-    if isinstance(value, (list, tuple)):
-        value = "[" + ",".join(map(str, value)) + "]"
-    elif value is None:
-        value = "null"
-    out.append(f"{prefix}={value}")
+def _nest(values: Dict[str, Any]) -> Dict[str, Any]:
+    """``{"budget__time_limit_s": 60}`` -> ``{"budget": {"time_limit_s": 60}}``."""
+    out: Dict[str, Any] = {}
+    for key, value in values.items():
+        parts = key.replace("__", ".").split(".")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
+            node[parts[-1]].update(value)
+        else:
+            node[parts[-1]] = value
+    return out
 
 
 def fit(data, target: str, **overrides: Any) -> Run:
@@ -41,11 +44,9 @@ def fit(data, target: str, **overrides: Any) -> Run:
     from automl.runner import fit as _fit
 
     started = time.time()
-    items: List[str] = []
-    for key, value in overrides.items():
-        _flatten(key.replace("__", "."), value, items)
     frame = data if isinstance(data, pd.DataFrame) else None
-    path = "<dataframe>" if frame is not None else str(data)
-    items += [f"data.path={path}", f"data.target={target}"]
-    cfg = compose_config(items)
+    values = _nest(overrides)
+    values.setdefault("data", {}).update(
+        {"path": "<dataframe>" if frame is not None else str(data), "target": target})
+    cfg = compose_config([], values=values)
     return _fit(cfg, frame=frame, started=started)

@@ -132,8 +132,10 @@ def _clean_hydra_message(exc: Exception) -> str:
     return f"{first} ({detail})" if detail and detail not in first else first
 
 
-def compose_config(overrides: List[str] | None = None, config_name: str = "config") -> DictConfig:
-    """Compose ``conf/<config_name>.yaml`` with Hydra override strings, then validate."""
+def compose_config(overrides: List[str] | None = None, config_name: str = "config",
+                   values: Dict[str, Any] | None = None) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with Hydra override strings, merge ``values`` (a nested
+    dict, as the Python API passes them), then validate."""
     overrides = list(overrides or [])
     GlobalHydra.instance().clear()
     try:
@@ -147,6 +149,14 @@ def compose_config(overrides: List[str] | None = None, config_name: str = "confi
         ) from None
     finally:
         GlobalHydra.instance().clear()
+    if values:
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.create(values))
+        except Exception as exc:
+            raise ConfigError(
+                f"invalid config value: {_clean_hydra_message(exc)}. Valid top-level keys: "
+                f"{', '.join(sorted(Config.__dataclass_fields__))}; see the README's config reference"
+            ) from None
     validate_config(cfg)
     return cfg
 
