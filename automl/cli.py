@@ -18,6 +18,11 @@ USAGE = """usage:
                                        -m/--multirun sweeps comma-separated values)
   automl predict run_dir=DIR input=URL output=URL
                                        batch predictions (CSV, or Parquet for *.parquet)
+  automl monitor run_dir=DIR data=URL [output=URL] [alert.webhook=URL] [watch=true interval_s=N]
+                                       data-quality and drift checks against the run's baseline
+                                       (exit 0: no violations, 3: violations)
+  automl serve run_dir=DIR [trial=ID] [host=127.0.0.1] [port=8080] [api_key=KEY] [capture.enabled=true ...]
+                                       an HTTP endpoint for any trial's model (FastAPI on uvicorn or Ray Serve)
 see README.md for every config key."""
 
 PREDICT_KEYS = {"run_dir": None, "input": None, "output": None, "verbose": False}
@@ -116,7 +121,20 @@ def cmd_predict(args: List[str]) -> int:
     return 0
 
 
-COMMANDS: Dict[str, Callable[[List[str]], int]] = {"fit": cmd_fit, "predict": cmd_predict}
+def cmd_monitor(args: List[str]) -> int:
+    from automl.monitor.command import cmd_monitor as run_monitor
+
+    return run_monitor(args)
+
+
+def cmd_serve(args: List[str]) -> int:
+    from automl.serving.server import cmd_serve as run_serve
+
+    return run_serve(args)
+
+
+COMMANDS: Dict[str, Callable[[List[str]], int]] = {"fit": cmd_fit, "predict": cmd_predict, "monitor": cmd_monitor,
+                                                   "serve": cmd_serve}
 
 
 def main(argv: List[str] | None = None) -> int:

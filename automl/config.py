@@ -63,6 +63,7 @@ class SearchConfig:
     searcher: str = "optuna"  # optuna | random
     n_startup_trials: int = 8
     warm_start: bool = True
+    ensemble: bool = True
 
 
 @dataclass
@@ -83,6 +84,9 @@ class ProcessingConfig:
     text: str = "tfidf"  # tfidf | drop
     text_max_features: int = 300
     datetime: str = "parts"  # parts | drop
+    high_cardinality: str = "target"  # target | frequency | none: for categoricals above the threshold
+    high_cardinality_threshold: int = 30
+    target_transform: str = "none"  # none | log (regression: signed log1p of the target)
 
 
 @dataclass
@@ -110,10 +114,14 @@ class Config:
     ray: RayConfig = field(default_factory=RayConfig)
     candidates: Dict[str, CandidateConfig] = field(default_factory=dict)
     search_spaces_dir: Optional[str] = None
+    # A folder of candidate YAML files (a run's candidates/, maybe edited) replacing `candidates`.
+    candidates_dir: Optional[str] = None
     seed: int = 0
     output_dir: Optional[str] = None
     mode: str = "full"
     verbose: bool = False
+    # Continue the run in output_dir after a crash: finished trials are kept, budgets count them.
+    resume: bool = False
 
 
 _store = ConfigStore.instance()
@@ -168,6 +176,8 @@ def validate_config(cfg: DictConfig) -> None:
             f"problem_type must be one of {', '.join(PROBLEM_TYPES)}; got '{cfg.problem_type}'. "
             "Fix: problem_type=auto lets automl infer it"
         )
+    if cfg.get("resume") and not cfg.output_dir:
+        raise ConfigError("resume=true needs output_dir=<the folder of the run to continue>; got no output_dir")
     if cfg.mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}; got '{cfg.mode}'")
     if cfg.budget.max_trials < 1:
@@ -186,7 +196,7 @@ def validate_config(cfg: DictConfig) -> None:
     from automl.candidates.algorithms import ALGORITHMS
 
     for name, cand in cfg.candidates.items():
-        if cand.algorithm not in ALGORITHMS:
+        if cand.algorithm not in ALGORITHMS and ":" not in cand.algorithm:  # module:factory is custom
             raise ConfigError(
                 f"candidates.{name}.algorithm '{cand.algorithm}' is unknown; "
                 f"valid algorithms: {', '.join(sorted(ALGORITHMS))}"

@@ -101,12 +101,49 @@ def get_metric(name: str, problem_type: str) -> Metric:
     return METRICS[problem_type][name]
 
 
-def score_all(problem_type: str, y_true: np.ndarray, pred: np.ndarray, pos_index: int = 1) -> Dict[str, float]:
-    """Every metric of the problem type; a metric that cannot be computed is NaN."""
+THRESHOLD_METRICS = ("f1", "balanced_accuracy")
+
+
+def hard_labels(proba: np.ndarray, threshold: float, pos_index: int) -> np.ndarray:
+    """One-hot rows of the labels a binary decision threshold gives (for label metrics)."""
+    labels = np.where(proba[:, pos_index] >= threshold, pos_index, 1 - pos_index)
+    return np.eye(2)[labels]
+
+
+def tune_threshold(y: np.ndarray, proba: np.ndarray, metric: str, pos_index: int = 1) -> tuple[float, float]:
+    """The decision threshold on the positive class that maximises f1 or balanced accuracy.
+
+    Every distinct score is tried at once from cumulative counts (O(n log n)).
+    """
+    s = proba[:, pos_index]
+    pos = (y == pos_index).astype(float)
+    order = np.argsort(-s, kind="mergesort")
+    s_sorted, p_sorted = s[order], pos[order]
+    last = np.r_[np.nonzero(np.diff(s_sorted))[0], len(s) - 1]  # last index of each distinct score
+    tp = np.cumsum(p_sorted)[last]
+    fp = np.cumsum(1 - p_sorted)[last]
+    n_pos, n_neg = pos.sum(), len(pos) - pos.sum()
+    if metric == "f1":
+        values = 2 * tp / np.maximum(2 * tp + fp + (n_pos - tp), 1e-12)
+    elif metric == "balanced_accuracy":
+        values = 0.5 * (tp / max(n_pos, 1) + (n_neg - fp) / max(n_neg, 1))
+    else:
+        raise ValueError(f"threshold tuning supports {THRESHOLD_METRICS}, not {metric}")
+    i = int(np.argmax(values))
+    return float(s_sorted[last[i]]), float(values[i])
+
+
+def score_all(problem_type: str, y_true: np.ndarray, pred: np.ndarray, pos_index: int = 1,
+              threshold: float | None = None) -> Dict[str, float]:
+    """Every metric of the problem type; a metric that cannot be computed is NaN.
+
+    With a binary ``threshold``, label metrics use it; probability metrics are unaffected.
+    """
+    hard = hard_labels(pred, threshold, pos_index) if threshold is not None and problem_type == "binary" else pred
     out = {}
     for name, metric in METRICS[problem_type].items():
         try:
-            out[name] = metric.fn(y_true, pred, pos_index)
+            out[name] = metric.fn(y_true, pred if metric.needs_proba else hard, pos_index)
         except ValueError:
             out[name] = float("nan")
     return out

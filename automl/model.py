@@ -10,6 +10,25 @@ import pandas as pd
 from automl.errors import DataError
 
 
+def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """Soften (T > 1) or sharpen (T < 1) class probabilities; arg-max is unchanged."""
+    z = np.log(np.clip(proba, 1e-12, 1.0)) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(y: np.ndarray, proba: np.ndarray) -> float:
+    """The temperature that minimises log loss of out-of-fold probabilities."""
+    from scipy.optimize import minimize_scalar
+    from sklearn.metrics import log_loss
+
+    labels = np.arange(proba.shape[1])
+    res = minimize_scalar(lambda t: log_loss(y, apply_temperature(proba, t), labels=labels),
+                          bounds=(0.05, 20.0), method="bounded")
+    return float(res.x)
+
+
 @dataclass
 class ModelBundle:
     pipeline: Any
@@ -20,6 +39,8 @@ class ModelBundle:
     classes: List[Any] = field(default_factory=list)
     positive_class: Optional[Any] = None
     threshold: Optional[float] = None
+    # Temperature applied to class probabilities (fitted on out-of-fold predictions for logloss).
+    temperature: Optional[float] = None
     trial_id: str = ""
     candidate: str = ""
     metadata: Dict[str, Any] = field(default_factory=dict)
@@ -43,6 +64,8 @@ class ModelBundle:
             full = np.zeros((len(X), len(self.classes)))
             full[:, np.asarray(self.pipeline.classes_, dtype=int)] = proba
             proba = full
+        if self.temperature is not None:
+            proba = apply_temperature(proba, self.temperature)
         return proba
 
     def labels_from_matrix(self, m: np.ndarray) -> np.ndarray:

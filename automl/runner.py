@@ -6,6 +6,7 @@ read data -> infer column types and the problem -> generate candidates -> tune t
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import logging
 import os
 import time
@@ -19,15 +20,21 @@ from sklearn.model_selection import train_test_split
 
 from automl import artifacts as art
 from automl.candidates.generate import Candidate, generate_candidates
+from automl.candidates.from_dir import apply_candidates_dir
+from automl.notebooks import write_notebooks
 from automl.candidates.space import params_of
 from automl.config import to_yaml
+from automl.manifest import write_manifest
+from automl.redact import install_log_filter, redacted_yaml
+from automl.search.resume import begin_run
 from automl.data.io import DEMO_DATASETS, read_table
 from automl.data.types import FEATURE_TYPES, infer_column_types
 from automl.errors import DataError, SearchError
 from automl.metrics import METRICS
 from automl.model import ModelBundle
 from automl.problem import ProblemInfo, encode_target, resolve_problem
-from automl.search.trial import TrialContext, build_pipeline, make_folds, predict_matrix
+from automl.finalize import ENSEMBLE_ID, finalize
+from automl.search.trial import TrialContext, make_folds
 from automl.metrics import score_all
 
 log = logging.getLogger(__name__)
@@ -109,6 +116,10 @@ def _leaderboard(rows: List[Dict[str, Any]], candidates: Dict[str, Candidate], i
         for k in ("fit_s", "predict_ms_per_row", "latency_ms_single_row", "model_size_bytes"):
             rec[k] = row.get(k, np.nan)
         rec["error"] = row.get("error", "")
+        rec["node_ip"], rec["node_id"] = row.get("node_ip", ""), row.get("node_id", "")  # where it ran
+        # exact, typed params and tuned threshold: Run.trial_model refits any trial from them
+        for k in ("params_json", "refit_params_json", "threshold"):
+            rec[k] = row.get(k, "" if k != "threshold" else np.nan)
         if row.get("candidate"):
             rec.update(params_of(row.get("config") or {}, row["candidate"]))
         records.append(rec)
@@ -129,7 +140,7 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     """Run the whole flow for a composed config; returns a :class:`automl.run.Run`."""
     from automl.run import Run
     from automl.search.tuner import init_ray, run_search
-    from automl.search.progress import ProgressLogger
+    from automl.search.live import make_progress
 
     started = started or time.time()
     deadline = started + float(cfg.budget.time_limit_s)
@@ -139,6 +150,9 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     cfg.output_dir = out
     OmegaConf.set_struct(cfg, True)
     log.info("run folder: %s", out)
+    install_log_filter()
+    state = begin_run(cfg, out, so, started)  # resume=true: earlier trials and spent time are kept
+    deadline -= state.spent_before_s
     phase = time.time()
     df, test_df = load_training_data(cfg, frame)
     target = cfg.data.target
@@ -158,6 +172,8 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     save_training_data(out, df, so)
     X = df.drop(columns=[target])
     column_types = infer_column_types(X)
+    from automl.monitor import write_baseline  # baseline/ for `automl monitor`; never fails the fit
+    write_baseline(out, X, column_types, so, target=target, ignored=list(cfg.data.drop))
     features = [c for c, t in column_types.items() if t in FEATURE_TYPES]
     unused = {c: t for c, t in column_types.items() if t not in FEATURE_TYPES}
     if unused:
@@ -166,8 +182,9 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
         raise DataError("no usable feature columns: every column is ID-like or constant; add informative columns")
     feature_types = {c: column_types[c] for c in features}
     y = encode_target(df[target], info)
+    apply_candidates_dir(cfg)  # candidates_dir=PATH: that folder's YAML files replace cfg.candidates
     candidates, skipped = generate_candidates(cfg, info.problem_type, len(df), feature_types)
-    art.write_text(art.join(out, art.CONFIG_FILE), to_yaml(cfg), so)
+    art.write_text(art.join(out, art.CONFIG_FILE), redacted_yaml(cfg), so)  # secrets masked
     _write_candidates(out, candidates, so)
     summary: Dict[str, Any] = {
         "problem_type": info.problem_type, "problem_type_reason": info.reason, "metric": info.metric,
@@ -177,11 +194,13 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
         "imbalance_ratio": info.imbalance_ratio, "mode": cfg.mode,
         "candidates": [c.name for c in candidates], "skipped_candidates": skipped,
     }
+    write_notebooks(out, so, summary)  # data_exploration / candidate_definitions.ipynb; never fails the fit
     if cfg.mode == "candidates_only":
         summary.update({"wall_time_s": round(time.time() - started, 2), "n_trials_completed": 0,
                         "n_trials_failed": 0, "best": None})
         art.write_json(art.join(out, art.SUMMARY_FILE), summary, so)
         log.info("candidates written to %s/candidates; stopped before training (mode=candidates_only)", out)
+        write_manifest(out, so)  # last: digests every file written so far
         return Run(out, storage_options=so)
 
     folds = make_folds(y, info.problem_type, cfg.validation.n_folds, cfg.validation.cv_max_rows,
@@ -195,19 +214,19 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     phase = time.time()
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
     log.info("ray ready in %.1f s", time.time() - phase)
-    reserve = max(3.0, 0.08 * budget_total)
+    reserve = max(4.0, 0.1 * budget_total)  # final refit (ensemble members in parallel) and writing
     search_budget = deadline - time.time() - reserve
-    if search_budget < 1:
+    if search_budget < 1 and not state.previous_rows:
         raise SearchError(
             f"budget.time_limit_s={budget_total:.0f} is used up before the search starts "
             f"(data loading and Ray start took {time.time() - started:.0f} s); raise budget.time_limit_s"
         )
-    progress = ProgressLogger(cfg.budget.max_trials, search_budget, info.metric, info.greater_is_better)
+    progress = make_progress(cfg.budget.max_trials, search_budget, info.metric, info.greater_is_better)
     rows = run_search(ctx, candidates, greater_is_better=info.greater_is_better,
                       max_trials=cfg.budget.max_trials, time_budget_s=search_budget,
                       searcher=cfg.search.searcher, n_startup_trials=cfg.search.n_startup_trials,
                       warm_start=cfg.search.warm_start, cpus_per_trial=cfg.ray.cpus_per_trial,
-                      callbacks=[progress])
+                      callbacks=[progress], state=state)
     lb = _leaderboard(rows, ctx.candidates, info)
     art.write_text(art.join(out, art.LEADERBOARD_FILE), lb.to_csv(index=False), so)
     done = lb[lb["status"] == "completed"]
@@ -219,18 +238,21 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     best = done.iloc[0]
     log.info("best trial %s (%s): %s=%.5f", best.trial_id, best.candidate, info.metric, best.objective)
     phase = time.time()
-    best_params = next(params_of(r["config"], r["candidate"]) for r in rows if r["trial_id"] == best.trial_id)
-    pipeline = build_pipeline(ctx.candidates[best.candidate], best_params, feature_types, info.problem_type, cfg.seed)
-    pipeline.fit(ctx.X, y)
-    bundle = ModelBundle(pipeline=pipeline, problem_type=info.problem_type, target=target, feature_columns=features,
+    model, chosen, threshold, lb = finalize(ctx, lb, rows, info, deadline, out, so, ensemble=cfg.search.ensemble)
+    art.write_text(art.join(out, art.LEADERBOARD_FILE), lb.to_csv(index=False), so)
+    bundle = ModelBundle(pipeline=model, problem_type=info.problem_type, target=target, feature_columns=features,
                          column_types=feature_types, classes=info.classes, positive_class=info.positive_class,
-                         trial_id=str(best.trial_id), candidate=str(best.candidate))
+                         threshold=threshold, temperature=chosen.get("temperature"), trial_id=str(chosen["trial_id"]), candidate=str(chosen["candidate"]))
     size = art.save_pickle(art.join(out, art.MODEL_FILE), bundle, so)
-    log.info("refit the best candidate on all %d rows in %.1f s (%d bytes)", len(df), time.time() - phase, size)
+    log.info("refit %s on all %d rows in %.1f s (%d bytes)", chosen["candidate"], len(df), time.time() - phase, size)
+    if chosen["trial_id"] != ENSEMBLE_ID:
+        chosen["params"] = next(json.loads(r.get("refit_params_json") or "{}") for r in rows
+                                if str(r["trial_id"]) == chosen["trial_id"])
     summary.update({
-        "best": {"trial_id": str(best.trial_id), "candidate": str(best.candidate), "score": float(best.objective),
-                 "params": best_params, "model_size_bytes": size},
-        "n_trials": int(len(lb)), "n_trials_completed": int(counts.get("completed", 0)),
+        "best": {**chosen, "model_size_bytes": size},
+        "best_single": {"trial_id": str(best.trial_id), "candidate": str(best.candidate),
+                        "score": float(best.objective)},
+        "n_trials": int(sum(counts.values())), "n_trials_completed": int(counts.get("completed", 0)),
         "n_trials_failed": int(counts.get("failed", 0)), "n_trials_timeout": int(counts.get("timeout", 0)),
         "n_trials_stopped": int(counts.get("stopped", 0)),
         "validation": {"scheme": "holdout" if len(folds) == 1 else f"{len(folds)}-fold cross-validation",
@@ -245,6 +267,9 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
                         "n_test_rows": int(len(test_df))})
         log.info("test %s: %.5f on %d rows", info.metric, test_metrics[info.metric], len(test_df))
     summary["wall_time_s"] = round(time.time() - started, 2)
+    summary.update({"resumed": state.resumed, "wall_time_total_s": round(state.spent_s, 2)})  # all attempts
+    state.save("finished")
     art.write_json(art.join(out, art.SUMMARY_FILE), summary, so)
     log.info("done in %.1f s; run folder: %s", summary["wall_time_s"], out)
+    write_manifest(out, so)  # last: digests every file written so far (see automl/manifest.py)
     return Run(out, storage_options=so)

@@ -85,10 +85,13 @@ class Algorithm:
     # Rough cost class used to order and skip work on large data: 1 cheap .. 3 expensive.
     cost: int = 1
     max_rows: Optional[int] = None
+    # Boosting that stops early on each fold's validation rounds (see search/trial.py).
+    early_stopping: bool = False
 
 
 ALGORITHMS: Dict[str, Algorithm] = {
-    "xgboost": Algorithm("xgboost", _xgb, "XGBoost gradient-boosted trees (hist)", False, 2),
+    "xgboost": Algorithm("xgboost", _xgb, "XGBoost gradient-boosted trees (hist)", False, 2,
+                         early_stopping=True),
     "linear": Algorithm(
         "linear", _linear, "linear learner: logistic regression / ridge regression", True, 1
     ),
@@ -101,7 +104,26 @@ ALGORITHMS: Dict[str, Algorithm] = {
 }
 
 
+def _import_algorithm(name: str) -> Algorithm:
+    """A user algorithm given as ``module:factory``: ``factory(problem_type, params, seed)``
+    returns a scikit-learn estimator. The module must be importable on every Ray worker
+    (installed, on PYTHONPATH, or shipped with ``ray.py_modules``)."""
+    import importlib
+
+    module_name, _, attr = name.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"algorithm '{name}' cannot be imported ({type(exc).__name__}: {exc}); a custom algorithm is "
+            "'module:factory' with the module on PYTHONPATH, or one of: " + ", ".join(sorted(ALGORITHMS))
+        ) from None
+    return Algorithm(name, factory, (factory.__doc__ or name).strip().splitlines()[0], False, 2)
+
+
 def get_algorithm(name: str) -> Algorithm:
+    if ":" in name:
+        return _import_algorithm(name)
     try:
         return ALGORITHMS[name]
     except KeyError:

@@ -36,3 +36,43 @@ class SoftmaxSVC(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def _signed_log(y):
+    return np.sign(y) * np.log1p(np.abs(y))
+
+
+def _signed_exp(z):
+    return np.sign(z) * np.expm1(np.abs(z))
+
+
+class TargetTransformRegressor(BaseEstimator):
+    """Fit a regressor on a transformed target (``log``: signed log1p) and invert predictions.
+
+    Unlike scikit-learn's TransformedTargetRegressor it also transforms an ``eval_set``, so
+    boosting can stop early on validation rounds in the transformed space.
+    """
+
+    def __init__(self, regressor=None, transform: str = "log"):
+        self.regressor = regressor
+        self.transform = transform
+
+    def _f(self, y):
+        return _signed_log(np.asarray(y, dtype=float)) if self.transform == "log" else np.asarray(y, dtype=float)
+
+    def fit(self, X, y, eval_set=None, **fit_params):
+        from sklearn.base import clone
+
+        self.regressor_ = clone(self.regressor)
+        if eval_set is not None:
+            fit_params["eval_set"] = [(Xv, self._f(yv)) for Xv, yv in eval_set]
+        self.regressor_.fit(X, self._f(y), **fit_params)
+        return self
+
+    def predict(self, X):
+        z = np.asarray(self.regressor_.predict(X), dtype=float)
+        return _signed_exp(z) if self.transform == "log" else z
+
+    @property
+    def best_iteration(self):
+        return self.regressor_.best_iteration

@@ -21,6 +21,7 @@ from sklearn.preprocessing import (
     QuantileTransformer,
     RobustScaler,
     StandardScaler,
+    TargetEncoder,
 )
 
 from automl.errors import DataError
@@ -101,7 +102,88 @@ def _scaler(kind: str):
     }[kind]
 
 
-def build_preprocessor(column_types: Dict[str, str], processing: Dict[str, Any]) -> Pipeline:
+_TARGET_TYPES = {"binary": "binary", "multiclass": "multiclass", "regression": "continuous"}
+
+
+class FrequencyEncoder(TransformerMixin, BaseEstimator):
+    """Replace each category by its share of the training rows (unseen: 0)."""
+
+    def fit(self, X, y=None):
+        X = pd.DataFrame(X)
+        self.maps_ = [X[c].value_counts(normalize=True).to_dict() for c in X.columns]
+        return self
+
+    def transform(self, X):
+        X = pd.DataFrame(X)
+        return np.column_stack([X[c].map(m).fillna(0.0).to_numpy(dtype=float)
+                                for c, m in zip(X.columns, self.maps_)])
+
+
+class CategoricalEncoder(TransformerMixin, BaseEstimator):
+    """Encode categoricals; columns with more levels than a threshold get target or frequency
+    encoding, the rest thresholded one-hot or ordinal codes.
+
+    Target encoding is scikit-learn's TargetEncoder, whose ``fit_transform`` cross-fits, and
+    the whole encoder lives inside each fold's pipeline, so no target information leaks into
+    validation rows.
+    """
+
+    def __init__(self, encoding: str = "onehot", min_frequency=None, max_categories: int = 30,
+                 high_cardinality: str = "target", high_cardinality_threshold: int = 30,
+                 target_type: str = "auto", random_state: int = 0):
+        self.encoding = encoding
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
+        self.high_cardinality = high_cardinality
+        self.high_cardinality_threshold = high_cardinality_threshold
+        self.target_type = target_type
+        self.random_state = random_state
+
+    @staticmethod
+    def _impute(X) -> pd.DataFrame:
+        X = pd.DataFrame(X).astype(object)
+        return X.where(X.notna(), MISSING_TOKEN)
+
+    def _build(self, X: pd.DataFrame, y) -> ColumnTransformer:
+        cards = X.nunique()
+        use_high = self.high_cardinality in ("target", "frequency") and (y is not None or self.high_cardinality == "frequency")
+        high = [c for c in X.columns if use_high and cards[c] > self.high_cardinality_threshold]
+        low = [c for c in X.columns if c not in high]
+        blocks = []
+        if low:
+            if self.encoding == "ordinal":
+                enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
+                                     min_frequency=self.min_frequency, max_categories=self.max_categories * 4)
+            else:
+                enc = OneHotEncoder(handle_unknown="infrequent_if_exist", sparse_output=False,
+                                    min_frequency=self.min_frequency, max_categories=self.max_categories)
+            blocks.append(("low", enc, low))
+        if high:
+            from sklearn.model_selection import KFold, StratifiedKFold
+
+            splitter = (KFold if self.target_type == "continuous" else StratifiedKFold)(
+                5, shuffle=True, random_state=self.random_state)
+            enc = (TargetEncoder(target_type=self.target_type, cv=splitter)
+                   if self.high_cardinality == "target" else FrequencyEncoder())
+            blocks.append(("high", enc, high))
+        self.high_columns_ = high
+        return ColumnTransformer(blocks, sparse_threshold=0.0)
+
+    def fit_transform(self, X, y=None, **fit_params):
+        X = self._impute(X)
+        self.ct_ = self._build(X, y)
+        return self.ct_.fit_transform(X, y)
+
+    def fit(self, X, y=None):
+        self.fit_transform(X, y)
+        return self
+
+    def transform(self, X):
+        return self.ct_.transform(self._impute(X))
+
+
+def build_preprocessor(column_types: Dict[str, str], processing: Dict[str, Any],
+                       problem_type: str | None = None) -> Pipeline:
     """The processing pipeline of one candidate, from column types and its recipe."""
     p = dict(processing)
     features = {c: t for c, t in column_types.items() if t in ("numeric", "categorical", "boolean", "text", "datetime")}
@@ -124,16 +206,12 @@ def build_preprocessor(column_types: Dict[str, str], processing: Dict[str, Any])
             steps.append(scaler)
         blocks.append(("numeric", make_pipeline(*steps), numeric))
     if categorical:
-        impute = SimpleImputer(strategy="constant", fill_value=MISSING_TOKEN, keep_empty_features=True)
-        if p.get("categorical", "onehot") == "ordinal":
-            enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1,
-                                 min_frequency=p.get("onehot_min_frequency"),
-                                 max_categories=int(p.get("onehot_max_categories", 30)) * 4)
-        else:
-            enc = OneHotEncoder(handle_unknown="infrequent_if_exist", sparse_output=False,
-                                min_frequency=p.get("onehot_min_frequency"),
-                                max_categories=int(p.get("onehot_max_categories", 30)))
-        blocks.append(("categorical", make_pipeline(impute, enc), categorical))
+        blocks.append(("categorical", CategoricalEncoder(
+            encoding=p.get("categorical", "onehot"), min_frequency=p.get("onehot_min_frequency"),
+            max_categories=int(p.get("onehot_max_categories", 30)),
+            high_cardinality=p.get("high_cardinality", "target"),
+            high_cardinality_threshold=int(p.get("high_cardinality_threshold", 30)),
+            target_type=_TARGET_TYPES.get(problem_type or "", "auto")), categorical))
     for col in text:
         blocks.append((f"text_{col}", TfidfVectorizer(max_features=int(p.get("text_max_features", 300)),
                                                       sublinear_tf=True), col))

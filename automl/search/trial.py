@@ -20,10 +20,14 @@ from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 
 from automl.candidates.algorithms import make_estimator
+from automl.candidates.estimators import TargetTransformRegressor
 from automl.candidates.generate import Candidate
 from automl.candidates.processing import build_preprocessor
 from automl.candidates.space import params_of, split_params
-from automl.metrics import get_metric, score_all, worst_value
+from automl.candidates.algorithms import get_algorithm
+from automl.metrics import THRESHOLD_METRICS, get_metric, score_all, tune_threshold, worst_value
+
+EARLY_STOPPING_ROUNDS = 40
 
 
 class TrialTimeout(RuntimeError):
@@ -70,9 +74,40 @@ def build_pipeline(candidate: Candidate, params: Dict[str, Any], column_types: D
     """The candidate as one scikit-learn estimator: processing steps then the model."""
     model_params, pre_params = split_params({**candidate.space.get("fixed", {}), **params})
     processing = {**candidate.processing, **pre_params}
-    pre = build_preprocessor(column_types, processing)
+    target_transform = processing.pop("target_transform", "none")
+    pre = build_preprocessor(column_types, processing, problem_type)
     model = make_estimator(candidate.algorithm, problem_type, model_params, seed)
+    if problem_type == "regression" and target_transform not in (None, "none"):
+        model = TargetTransformRegressor(model, transform=target_transform)
     return Pipeline(pre.steps + [("model", model)])
+
+
+def fit_fold(template: Pipeline, algorithm: str, X_tr, y_tr, X_va, y_va) -> tuple[Pipeline, Optional[int]]:
+    """Fit one fold; boosting stops early on the fold's validation rounds.
+
+    Returns the fitted pipeline and, for early-stopped models, the number of rounds used.
+    """
+    pipe = clone(template)
+    if not get_algorithm(algorithm).early_stopping:
+        pipe.fit(X_tr, y_tr)
+        return pipe, None
+    pre = Pipeline(pipe.steps[:-1])  # shares the step objects, so fitting it fits pipe's steps
+    Xt = pre.fit_transform(X_tr, y_tr)
+    Xv = pre.transform(X_va)
+    model = pipe.steps[-1][1]
+    if isinstance(model, TargetTransformRegressor):
+        model.set_params(regressor__early_stopping_rounds=EARLY_STOPPING_ROUNDS)
+    else:
+        model.set_params(early_stopping_rounds=EARLY_STOPPING_ROUNDS)
+    model.fit(Xt, y_tr, eval_set=[(Xv, y_va)], verbose=False)
+    return pipe, int(model.best_iteration) + 1
+
+
+def refit_params(params: Dict[str, Any], rounds: List[int]) -> Dict[str, Any]:
+    """Parameters for a refit on all rows: early-stopped rounds become a fixed n_estimators."""
+    if not rounds:
+        return dict(params)
+    return {**params, "model.n_estimators": max(1, int(np.ceil(np.mean(rounds) * 1.1)))}
 
 
 def predict_matrix(pipeline: Pipeline, X: pd.DataFrame, problem_type: str, n_classes: int) -> np.ndarray:
@@ -112,9 +147,11 @@ def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] 
         oof = np.full(shape, np.nan)
         covered = np.zeros(len(ctx.y), dtype=bool)
         predict_s = 0.0
+        rounds: List[int] = []
         for i, (tr, va) in enumerate(ctx.folds):
-            pipe = clone(template)
-            pipe.fit(ctx.X.iloc[tr], ctx.y[tr])
+            pipe, used = fit_fold(template, candidate.algorithm, ctx.X.iloc[tr], ctx.y[tr], ctx.X.iloc[va], ctx.y[va])
+            if used is not None:
+                rounds.append(used)
             t = time.perf_counter()
             oof[va] = predict_matrix(pipe, ctx.X.iloc[va], ctx.problem_type, ctx.n_classes)
             predict_s += time.perf_counter() - t
@@ -124,7 +161,10 @@ def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] 
                 raise TrialTimeout(
                     f"trial exceeded its time limit of {ctx.trial_time_limit_s:.0f} s after {i + 1} fold(s)"
                 )
-        scores = score_all(ctx.problem_type, ctx.y[covered], oof[covered], ctx.pos_index)
+        threshold = None
+        if ctx.problem_type == "binary" and ctx.metric in THRESHOLD_METRICS:
+            threshold, _ = tune_threshold(ctx.y[covered], oof[covered], ctx.metric, ctx.pos_index)
+        scores = score_all(ctx.problem_type, ctx.y[covered], oof[covered], ctx.pos_index, threshold)
         objective = scores[ctx.metric]
         if not np.isfinite(objective):
             raise ValueError(f"metric {ctx.metric} is not finite on validation data")
@@ -139,6 +179,8 @@ def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] 
             "predict_ms_per_row": 1000 * predict_s / max(1, int(covered.sum())),
             "latency_ms_single_row": _latency_ms(pipe, ctx.X, ctx.problem_type),
             "model_size_bytes": len(pickle.dumps(pipe, protocol=pickle.HIGHEST_PROTOCOL)),
+            "threshold": threshold,
+            "refit_params_json": json.dumps(refit_params(params, rounds), default=str),
         }
         if ctx.output_dir and trial_id:
             _save_oof(ctx, trial_id, oof)

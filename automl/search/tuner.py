@@ -10,11 +10,18 @@ import logging
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
+
+from ray.tune import Callback
 
 from automl.candidates.generate import Candidate
 from automl.candidates.space import portfolio_points, suggest
+from automl.search.resume import (RunState, feed_study, read_result, result_row, unevaluated,
+                                  write_result)
+from automl.search.deadline import DeadlineStopper
 from automl.search.trial import TrialContext, evaluate
+from automl.search.watchdog import TrialWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +30,47 @@ os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
+_FORWARDED_ENV_PREFIXES = ("AWS_", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT", "AZURE_STORAGE_",
+                           "FSSPEC_", "HF_", "RAY_AUTH_MODE")
+_PACKAGE_EXCLUDES = ["__pycache__", "*.pyc", "*.pyo", "*.so.dSYM"]
+
+
+def cluster_runtime_env(extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """What a cluster's workers need from the driver: automl's own code (so an install on the
+    driver alone is enough) and the storage environment variables (so trials can write the
+    run's output_dir, e.g. s3://)."""
+    import automl
+
+    env_vars = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_ENV_PREFIXES)}
+    runtime_env: Dict[str, Any] = {"py_modules": [os.path.dirname(os.path.abspath(automl.__file__))],
+                                   "excludes": list(_PACKAGE_EXCLUDES)}
+    if env_vars:
+        runtime_env["env_vars"] = env_vars
+    for key, value in (extra or {}).items():
+        if key == "env_vars":
+            runtime_env.setdefault("env_vars", {}).update(value)
+        elif key == "py_modules":
+            runtime_env["py_modules"] = runtime_env["py_modules"] + list(value)
+        else:
+            runtime_env[key] = value
+    return runtime_env
+
+
 def init_ray(address: Optional[str], num_cpus: Optional[int], runtime_env: Optional[Dict[str, Any]] = None) -> int:
-    """Start or join Ray once per process; returns the number of CPUs available to trials."""
+    """Start or join Ray once per process; returns the number of CPUs available to trials.
+
+    Joining a cluster (``address``) ships automl's package and the storage environment to the
+    workers through the runtime environment; nothing assumes the workers share this disk.
+    """
     import ray
 
     if not ray.is_initialized():
         kwargs: Dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
                                       logging_level=logging.WARNING, configure_logging=False)
         if address:
-            ray.init(address=address, runtime_env=runtime_env, **kwargs)
+            env = cluster_runtime_env(runtime_env)
+            log.info("joining the Ray cluster at %s (shipping automl's code to its workers)", address)
+            ray.init(address=address, runtime_env=env, **kwargs)
         else:
             # A private, local cluster started by this process: no token prompt needed.
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -39,11 +78,55 @@ def init_ray(address: Optional[str], num_cpus: Optional[int], runtime_env: Optio
     return int(ray.cluster_resources().get("CPU", 1))
 
 
-def _trainable(config: Dict[str, Any], ctx: TrialContext = None) -> None:
+@dataclass
+class SearchRun:
+    """What each trial needs besides the data: where to persist itself, and the run's id."""
+
+    output_dir: Optional[str]
+    storage_options: Dict[str, Any]
+    run_id: str = ""
+
+
+def _placement() -> Dict[str, Any]:
+    """Where this trial ran (the leaderboard shows it; the cluster test checks it)."""
+    import socket
+
+    import ray
+
+    import automl
+
+    try:
+        node_id = ray.get_runtime_context().get_node_id()
+    except Exception:  # outside Ray (tests calling the trainable directly)
+        node_id = ""
+    return {"node_id": node_id, "hostname": socket.gethostname(), "pid": os.getpid(),
+            "code_path": os.path.dirname(os.path.abspath(automl.__file__))}
+
+
+def _trainable(config: Dict[str, Any], ctx: TrialContext = None, run: Optional[SearchRun] = None) -> None:
     from ray import tune
 
+    from automl.metrics import get_metric, worst_value
+
     trial_id = tune.get_context().get_trial_id()
-    tune.report(evaluate(config, ctx, trial_id))
+    started = time.time()
+
+    def on_expire() -> None:
+        # Runs in the watchdog thread just before it ends this worker process.
+        limit = ctx.trial_time_limit_s
+        row = result_row(trial_id, config, {
+            "candidate": config.get("candidate"), "status": "timeout",
+            "error": f"trial exceeded its time limit of {limit:.0f} s (stopped by the watchdog after "
+                     f"{time.time() - started:.0f} s; raise budget.trial_time_limit_s)",
+            "objective": worst_value(get_metric(ctx.metric, ctx.problem_type)),
+            "fit_s": time.time() - started, **_placement()}, run.run_id if run else "")
+        if run and run.output_dir:
+            write_result(run.output_dir, row, run.storage_options)
+
+    with TrialWatchdog(ctx.trial_time_limit_s, on_expire):
+        result = evaluate(config, ctx, trial_id)
+    result.update(_placement())
+    tune.report(result)
 
 
 class _DefineByRun:
@@ -60,7 +143,7 @@ class _DefineByRun:
 
 
 def _searcher(candidates: List[Candidate], problem_type: str, greater_is_better: bool, searcher: str,
-              seed: int, n_startup: int, warm_start: bool):
+              seed: int, n_startup: int, warm_start: bool, previous: Optional[List[Dict[str, Any]]] = None):
     import warnings
 
     import optuna
@@ -75,13 +158,94 @@ def _searcher(candidates: List[Candidate], problem_type: str, greater_is_better:
     if warm_start:
         for cand in candidates:
             points.extend(portfolio_points(cand.name, cand.space, problem_type))
+    if previous:
+        points = unevaluated(points, previous)  # a resumed run does not repeat its warm start
+        seed = seed + len(previous)  # fresh random draws, not the first attempt's again
     if searcher == "random":
         sampler = optuna.samplers.RandomSampler(seed=seed)
     else:
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup, multivariate=True,
                                              group=True, constant_liar=True)
-    return OptunaSearch(space=space, metric="objective", mode="max" if greater_is_better else "min",
-                        points_to_evaluate=points or None, sampler=sampler)
+    alg = OptunaSearch(space=space, metric="objective", mode="max" if greater_is_better else "min",
+                       points_to_evaluate=points or None, sampler=sampler)
+    if previous:
+        added = feed_study(alg._ot_study, previous, candidates, problem_type)
+        log.info("searcher continues from %d earlier trial(s)", added)
+    return alg
+
+
+def _crash_reason(trial) -> str:
+    """One line for a trial whose worker raised outside ``evaluate`` or died."""
+    text = ""
+    try:  # Tune writes the error to the trial's local folder before calling back
+        if trial.error_file and os.path.exists(trial.error_file):
+            with open(trial.error_file) as fh:
+                text = fh.read()
+        else:
+            text = str(trial.get_error() or "")
+    except Exception:  # no error text: the generic reason below
+        pass
+    if not text:
+        text = str(getattr(trial, "error_msg", "") or "")
+    low = text.lower()
+    if any(s in low for s in ("actordied", "actor died", "workercrashed", "worker crashed", "exited unexpectedly",
+                              "sigkill", "killed", "unexpected system error", "node died")):
+        return ("the trial's worker process died (killed by a signal or out of memory); "
+                "the run went on without it")
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return (lines[-1] if lines else "the trial crashed without an error message")[:500]
+
+
+class TrialRecorder(Callback):
+    """A Tune callback (driver side) that persists every finished trial as it finishes and keeps
+    the rows for the leaderboard: completed, failed, timed out, crashed or stopped."""
+
+    def __init__(self, run: SearchRun, state: Optional[RunState]):
+        self.run = run
+        self.state = state
+        self.started: Dict[str, Dict[str, Any]] = {}
+        self.rows: Dict[str, Dict[str, Any]] = {}
+
+    def _persist(self, row: Dict[str, Any]) -> None:
+        self.rows[row["trial_id"]] = row
+        if self.run.output_dir:
+            try:
+                write_result(self.run.output_dir, row, self.run.storage_options)
+            except Exception as exc:  # the leaderboard still gets the row
+                log.warning("could not persist trial %s: %s", row["trial_id"], exc)
+        if self.state is not None:
+            self.state.n_trials += 1
+            self.state.save()
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.started[trial.trial_id] = dict(trial.config or {})
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if trial.trial_id in self.rows or "status" not in result:
+            return
+        self._persist(result_row(trial.trial_id, trial.config, result, self.run.run_id))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        if trial.trial_id in self.rows:
+            return
+        saved = None
+        if self.run.output_dir:  # a watchdog persists its timeout before ending the worker
+            saved = read_result(self.run.output_dir, trial.trial_id, self.run.storage_options)
+        if saved and saved.get("run_id") == self.run.run_id:
+            self.rows[trial.trial_id] = saved
+            if self.state is not None:
+                self.state.n_trials += 1
+            return
+        config = dict(trial.config or {})
+        self._persist(result_row(trial.trial_id, config, {
+            "candidate": config.get("candidate"), "status": "failed", "error": _crash_reason(trial)},
+            self.run.run_id))
+
+    def unfinished(self) -> List[Dict[str, Any]]:
+        """Trials that started but neither reported nor failed: stopped by the time budget."""
+        return [{"trial_id": tid, "config": cfg, "candidate": cfg.get("candidate"), "status": "stopped",
+                 "error": "stopped by the run's time budget before it reported"}
+                for tid, cfg in self.started.items() if tid not in self.rows]
 
 
 def run_search(
@@ -97,52 +261,63 @@ def run_search(
     cpus_per_trial: float = 1.0,
     callbacks: Optional[List[Any]] = None,
     storage_path: Optional[str] = None,
+    state: Optional[RunState] = None,
 ) -> List[Dict[str, Any]]:
-    """Run the experiment; return one row per trial (completed, failed or timed out)."""
+    """Run the experiment; return one row per trial (completed, failed, timed out or stopped).
+
+    With ``state`` (see search/resume.py) every finished trial is persisted as it finishes, and
+    the trials of earlier attempts are returned first, counted against ``max_trials``.
+    """
     import ray
     from ray import tune
 
+    previous = list(state.previous_rows) if state is not None else []
+    remaining = max_trials - len(previous)
+    if remaining <= 0 or time_budget_s < 1:
+        log.info("search: nothing left to run (%d of %d trials done, %.0f s of search budget left)",
+                 len(previous), max_trials, max(0.0, time_budget_s))
+        return previous
     total_cpus = int(ray.cluster_resources().get("CPU", 1))
     parallel = max(1, int(total_cpus // cpus_per_trial))
     alg = _searcher(candidates, ctx.problem_type, greater_is_better, searcher, ctx.seed,
-                    n_startup_trials, warm_start)
-    trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx), {"cpu": cpus_per_trial})
+                    n_startup_trials, warm_start, previous)
+    run = SearchRun(ctx.output_dir, dict(ctx.storage_options or {}), state.run_id if state is not None else "")
+    recorder = TrialRecorder(run, state)
+    trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx, run=run), {"cpu": cpus_per_trial})
     storage = storage_path or tempfile.mkdtemp(prefix="automl-tune-")
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=alg, num_samples=max_trials, max_concurrent_trials=parallel,
-            reuse_actors=True, time_budget_s=max(1.0, time_budget_s),
+            search_alg=alg, num_samples=remaining, max_concurrent_trials=parallel,
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(name="search", storage_path=storage, verbose=0,
-                                  callbacks=callbacks or []),
+                                  stop=DeadlineStopper(time.time() + max(1.0, time_budget_s)),
+                                  callbacks=[recorder] + list(callbacks or [])),
     )
-    log.info("search: %d candidate(s), up to %d trials, %d in parallel, %.0f s budget",
-             len(candidates), max_trials, parallel, time_budget_s)
+    log.info("search: %d candidate(s), up to %d trials%s, %d in parallel, %.0f s budget",
+             len(candidates), remaining, f" (after {len(previous)} earlier)" if previous else "",
+             parallel, time_budget_s)
     started = time.time()
-    grid = tuner.fit()
-    rows = []
-    for i, res in enumerate(grid):
-        row: Dict[str, Any] = {}
-        trial_id = os.path.basename(res.path or "") or f"trial_{i}"
-        metrics = res.metrics or {}
-        config = res.config or {}
-        if "status" in metrics:
-            row.update({k: v for k, v in metrics.items() if k in _RESULT_KEYS or k.startswith("metric_")})
-            trial_id = metrics.get("trial_id", trial_id)
-        elif res.error is not None:
-            row.update({"candidate": config.get("candidate"), "status": "failed",
-                        "error": str(res.error).strip().splitlines()[-1][:500]})
-            trial_id = metrics.get("trial_id", trial_id)
-        else:
-            row.update({"candidate": config.get("candidate"), "status": "stopped",
-                        "error": "stopped by the run's time budget before it reported"})
-        row["trial_id"] = trial_id
-        row["config"] = config
-        rows.append(row)
+    if state is not None:
+        state.start_heartbeat()
+    # Tune logs a full traceback per crashed trial; automl logs one line per trial instead.
+    quiet = [logging.getLogger(n) for n in ("ray.tune", "ray.air", "ray.train")]
+    levels = [q.level for q in quiet]
+    if not logging.getLogger("automl").isEnabledFor(logging.DEBUG):
+        for q in quiet:
+            q.setLevel(logging.CRITICAL)
+    try:
+        tuner.fit()
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
+        if state is not None:
+            state.stop_heartbeat()
+    rows = list(recorder.rows.values()) + recorder.unfinished()
     log.info("search finished: %d trial(s) in %.1f s", len(rows), time.time() - started)
-    return rows
+    return previous + rows
 
 
 _RESULT_KEYS = {"candidate", "params_json", "status", "error", "objective", "fit_s", "predict_ms_per_row",
-                "latency_ms_single_row", "model_size_bytes", "trial_id"}
+                "latency_ms_single_row", "model_size_bytes", "trial_id", "threshold", "refit_params_json"}

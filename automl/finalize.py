@@ -1,0 +1,147 @@
+"""After the search: choose the final model (ensemble or best single), refit it, tune its threshold.
+
+Members are refit on all training rows in parallel Ray tasks; the ensemble is skipped (and the
+reason logged) when its refit would not fit in the time left.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import pickle
+import time
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import pandas as pd
+
+from automl import artifacts as art
+from automl.ensemble import WeightedEnsemble, caruana_select
+from automl.model import apply_temperature, fit_temperature
+from automl.metrics import THRESHOLD_METRICS, get_metric, score_all, tune_threshold
+from automl.problem import ProblemInfo
+from automl.search.trial import TrialContext, build_pipeline
+
+log = logging.getLogger(__name__)
+ENSEMBLE_ID = "ensemble"
+MAX_MEMBERS_CONSIDERED = 30
+
+
+def load_oof(out: str, trial_id: str, so: Dict[str, Any]) -> Optional[np.ndarray]:
+    try:
+        return np.load(io.BytesIO(art.read_bytes(art.join(out, "trials", trial_id, "oof.npy"), so))).astype(float)
+    except Exception:
+        return None
+
+
+def _refit_one(candidate, params, column_types, problem_type, seed, X, y):
+    t = time.perf_counter()
+    pipe = build_pipeline(candidate, params, column_types, problem_type, seed)
+    pipe.fit(X, y)
+    return pipe, time.perf_counter() - t
+
+
+def refit_many(ctx: TrialContext, specs: List[tuple], cheap: bool = False) -> List[Any]:
+    """Refit (candidate name, params) pairs on all rows, in parallel Ray tasks unless ``cheap``
+    (then in this process: starting task workers costs a few seconds)."""
+    import ray
+
+    if len(specs) == 1 or not ray.is_initialized() or cheap:
+        return [_refit_one(ctx.candidates[n], p, ctx.column_types, ctx.problem_type, ctx.seed, ctx.X, ctx.y)[0]
+                for n, p in specs]
+    task = ray.remote(num_cpus=1)(_refit_one)
+    X_ref, y_ref = ray.put(ctx.X), ray.put(ctx.y)
+    futures = [task.remote(ctx.candidates[n], p, ctx.column_types, ctx.problem_type, ctx.seed, X_ref, y_ref)
+               for n, p in specs]
+    return [f[0] for f in ray.get(futures)]
+
+
+def _score(info: ProblemInfo, y: np.ndarray, pred: np.ndarray) -> float:
+    if info.problem_type == "binary" and info.metric in THRESHOLD_METRICS:
+        return tune_threshold(y, pred, info.metric, info.pos_index)[1]
+    return get_metric(info.metric, info.problem_type).fn(y, pred, info.pos_index)
+
+
+def _latency_ms(model, X: pd.DataFrame, problem_type: str) -> float:
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        model.predict(X.iloc[:1]) if problem_type == "regression" else model.predict_proba(X.iloc[:1])
+        times.append(time.perf_counter() - t)
+    return float(np.median(times) * 1000)
+
+
+def finalize(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], info: ProblemInfo,
+             deadline: float, out: str, so: Dict[str, Any], ensemble: bool = True):
+    """Return (fitted estimator, description dict, leaderboard with an ensemble row if kept)."""
+    by_id = {str(r["trial_id"]): r for r in rows}
+    done = lb[lb["status"] == "completed"]
+    best_id = str(done.iloc[0]["trial_id"])
+    refit_of = lambda tid: json.loads(by_id[tid].get("refit_params_json") or "{}")  # noqa: E731
+    covered = None
+    selection = None
+    oofs: Dict[str, np.ndarray] = {}
+    if ensemble and len(done) >= 2:
+        for tid in done["trial_id"].astype(str).head(MAX_MEMBERS_CONSIDERED):
+            o = load_oof(out, tid, so)
+            if o is not None:
+                oofs[tid] = o
+        if len(oofs) >= 2:
+            first = next(iter(oofs.values()))
+            covered = ~np.isnan(first if first.ndim == 1 else first[:, 0])
+            ids = list(oofs)
+            preds = [oofs[t][covered] for t in ids]
+            metric = get_metric(info.metric, info.problem_type)
+            selection = caruana_select(preds, ctx.y[covered], metric, info.pos_index,
+                                       score_fn=lambda yy, p: _score(info, yy, p))
+            if selection is None:
+                log.info("ensemble not kept: it does not beat the best single model on validation")
+    if selection is not None:
+        members = [(ids[i], w) for i, w in enumerate(selection.weights) if w > 0]
+        cost = sum(float(lb.loc[lb["trial_id"].astype(str) == t, "fit_s"].iloc[0]) / max(1, len(ctx.folds)) * 1.3
+                   for t, _ in members)
+        import ray
+
+        parallel = max(1, int(ray.cluster_resources().get("CPU", 1))) if ray.is_initialized() else 1
+        left = deadline - time.time() - 2.0
+        if cost / parallel > left:
+            log.info("ensemble of %d skipped: its refit needs about %.0f s, %.0f s left", len(members),
+                     cost / parallel, left)
+            selection = None
+    t0 = time.time()
+    if selection is not None:
+        log.info("ensemble kept: %d member(s), validation %s %.5f vs best single %.5f", len(members),
+                 info.metric, selection.score, selection.best_single_score)
+        fitted = refit_many(ctx, [(by_id[t]["candidate"], refit_of(t)) for t, _ in members], cheap=cost < 3.0)
+        model = WeightedEnsemble(fitted, [w for _, w in members], info.problem_type, len(info.classes))
+        oof = sum(w * oofs[t] for t, w in members)
+        chosen = {"trial_id": ENSEMBLE_ID, "candidate": ENSEMBLE_ID, "score": selection.score,
+                  "members": [{"trial_id": t, "candidate": by_id[t]["candidate"], "weight": round(float(w), 4)}
+                              for t, w in members]}
+    else:
+        model = refit_many(ctx, [(by_id[best_id]["candidate"], refit_of(best_id))])[0]
+        oof = oofs.get(best_id)
+        if oof is None:
+            oof = load_oof(out, best_id, so)
+        chosen = {"trial_id": best_id, "candidate": by_id[best_id]["candidate"],
+                  "score": float(done.iloc[0]["objective"])}
+    refit_s = time.time() - t0
+    threshold = None
+    if oof is not None:
+        covered = ~np.isnan(oof if oof.ndim == 1 else oof[:, 0])
+        if info.problem_type == "binary" and info.metric in THRESHOLD_METRICS:
+            threshold, _ = tune_threshold(ctx.y[covered], oof[covered], info.metric, info.pos_index)
+            chosen["threshold"] = threshold
+        if info.metric == "logloss":
+            chosen["temperature"] = fit_temperature(ctx.y[covered], oof[covered])
+            oof = apply_temperature(oof, chosen["temperature"])
+    if chosen["trial_id"] == ENSEMBLE_ID:
+        scores = score_all(info.problem_type, ctx.y[covered], oof[covered], info.pos_index, threshold)
+        row = {"trial_id": ENSEMBLE_ID, "trial_number": len(lb), "candidate": ENSEMBLE_ID, "algorithm": "ensemble",
+               "status": "completed", "objective": selection.score, **scores,
+               "fit_s": refit_s, "predict_ms_per_row": np.nan,
+               "latency_ms_single_row": _latency_ms(model, ctx.X, info.problem_type),
+               "model_size_bytes": len(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)),
+               "error": "", "members": " ".join(f"{m['trial_id']}:{m['weight']}" for m in chosen["members"])}
+        lb = pd.concat([pd.DataFrame([row]), lb], ignore_index=True)
+    return model, chosen, threshold, lb

@@ -1,0 +1,311 @@
+"""The data-quality checks of `automl monitor`, named as in SageMaker Model Monitor.
+
+Each check compares one batch against the baseline (``statistics.json`` + ``constraints.json``).
+One cause, one violation: a feature whose values are of the wrong type is not also checked for
+drift or unknown categories, and values outside a categorical domain belong to
+``categorical_values_check`` alone (drift compares only the in-domain values). Rate checks fire
+when the rate exceeds the baseline rate by more than the threshold *and* the rise is significant
+(one-sided two-proportion z-test at ``significance_level``), so small fair samples do not alarm;
+drift fires when the distance exceeds its threshold and a chi-square test of the binned counts is
+significant.
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from automl.errors import ConfigError
+from automl.monitor.baseline import _FALSE, _TRUE, DEFAULT_MONITORING, as_booleans, as_categories, dataset_statistics, missing_mask
+
+CHECKS = ("data_type_check", "completeness_check", "baseline_drift_check", "missing_column_check",
+          "extra_column_check", "categorical_values_check")
+NUMERIC_METHODS = ("psi", "ks", "linf")
+CATEGORICAL_METHODS = ("linf", "psi")
+_BOOLEAN_TOKENS = _TRUE | _FALSE
+_FLOOR = 1e-4  # proportions below this count as this much in PSI
+
+
+@dataclass
+class Violation:
+    """One broken constraint; ``details`` feed the HTML report and are not written to JSON."""
+
+    feature_name: str
+    constraint_check_type: str
+    description: str
+    details: Dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> Dict[str, str]:
+        return {"feature_name": self.feature_name, "constraint_check_type": self.constraint_check_type,
+                "description": self.description}
+
+
+@dataclass
+class CheckResult:
+    violations: List[Violation]
+    statistics: Dict[str, Any]
+    n_rows: int
+    distances: Dict[str, Dict[str, Any]]  # per feature: drift distance, p-value, bins (for the report)
+
+
+def monitoring_config(constraints: Dict[str, Any]) -> Dict[str, Any]:
+    """The defaults overlaid with constraints.json's ``monitoring`` block; unknown keys are errors."""
+    cfg = copy.deepcopy(DEFAULT_MONITORING)
+    for key, value in (constraints.get("monitoring") or {}).items():
+        if key not in cfg:
+            raise ConfigError(f"constraints.json: unknown monitoring key '{key}'; valid keys: {', '.join(cfg)}")
+        if isinstance(cfg[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"constraints.json: monitoring.{key} must be a mapping like "
+                                  f"{cfg[key]}; got {value!r}")
+            for sub in value:
+                if sub not in cfg[key]:
+                    raise ConfigError(f"constraints.json: unknown key monitoring.{key}.{sub}; "
+                                      f"valid keys: {', '.join(cfg[key])}")
+            cfg[key].update(value)
+        else:
+            cfg[key] = value
+    drift = cfg["baseline_drift_check"]
+    if drift["numeric_method"] not in NUMERIC_METHODS:
+        raise ConfigError(f"constraints.json: monitoring.baseline_drift_check.numeric_method is "
+                          f"'{drift['numeric_method']}'; use one of {', '.join(NUMERIC_METHODS)}")
+    if drift["categorical_method"] not in CATEGORICAL_METHODS:
+        raise ConfigError(f"constraints.json: monitoring.baseline_drift_check.categorical_method is "
+                          f"'{drift['categorical_method']}'; use one of {', '.join(CATEGORICAL_METHODS)}")
+    alpha = cfg["significance_level"]
+    if not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
+        raise ConfigError(f"constraints.json: monitoring.significance_level must be in (0, 1]; got {alpha!r}")
+    return cfg
+
+
+# ----------------------------------------------------------------------------- statistics helpers
+def chi2_p_value(base_counts: List[float], counts: List[float]) -> float:
+    """Chi-square test that two count vectors come from one distribution.
+
+    Cells whose expected batch count is under 5 are pooled first (rarest first), so small batches
+    are not judged by an approximation that does not hold for them; fewer than two cells: p = 1.
+    """
+    base = np.asarray(base_counts, dtype=float)
+    cur = np.asarray(counts, dtype=float)
+    n = cur.sum()
+    if n == 0 or base.sum() == 0:
+        return 1.0
+    expected = n * base / base.sum()
+    groups: List[List[int]] = []
+    pool: List[int] = []
+    for i in np.argsort(expected, kind="stable"):
+        pool.append(int(i))
+        if expected[pool].sum() >= 5:
+            groups.append(pool)
+            pool = []
+    if pool:
+        if not groups:
+            return 1.0
+        groups[-1] += pool
+    if len(groups) < 2:
+        return 1.0
+    table = np.array([[base[g].sum() for g in groups], [cur[g].sum() for g in groups]])
+    _, p, _, _ = sps.chi2_contingency(table, correction=False)
+    return float(p)
+
+
+def distance(method: str, base_counts: List[float], counts: List[float]) -> float:
+    """PSI, binned Kolmogorov-Smirnov or L-infinity distance between two count vectors."""
+    p = np.asarray(base_counts, dtype=float)
+    q = np.asarray(counts, dtype=float)
+    p, q = p / max(p.sum(), 1), q / max(q.sum(), 1)
+    if method == "psi":
+        p, q = np.maximum(p, _FLOOR), np.maximum(q, _FLOOR)
+        return float(np.sum((q - p) * np.log(q / p)))
+    if method == "ks":
+        return float(np.max(np.abs(np.cumsum(p) - np.cumsum(q))))
+    return float(np.max(np.abs(p - q)))
+
+
+def exceed_p_value(x: int, n: int, limit: float) -> float:
+    """One-sided exact binomial p-value that the true rate behind x of n is above ``limit``."""
+    if n == 0 or limit >= 1:
+        return 1.0
+    if limit <= 0:
+        return 0.0 if x > 0 else 1.0
+    return float(sps.binom.sf(x - 1, n, limit))
+
+
+def _rate_check(name: str, check: str, what: str, x: int, n: int, base_rate: float,
+                tolerance: float, alpha: float) -> Optional[Violation]:
+    """Fires when x/n exceeds ``base_rate + tolerance`` with confidence ``1 - alpha``."""
+    if n == 0:
+        return None
+    rate, limit = x / n, base_rate + tolerance
+    if rate <= limit:
+        return None
+    p = exceed_p_value(x, n, limit)
+    if p >= alpha:
+        return None
+    return Violation(name, check, f"{what} is {rate:.1%} ({x} of {n}), baseline {base_rate:.1%}: "
+                                  f"up {rate - base_rate:.1%}, above the threshold {tolerance:.1%} "
+                                  f"({_p(p)})", {"rate": rate, "baseline_rate": base_rate})
+
+
+# ----------------------------------------------------------------------------- the checks
+def _domain_counts(col: pd.Series, kind: str, domain: List[str]) -> Tuple[Dict[str, int], int]:
+    """Counts of in-domain values and the number of present values outside the domain."""
+    present = col[~missing_mask(col)]
+    cats = as_booleans(present)[0] if kind == "boolean" else as_categories(present)
+    counts = cats.value_counts()
+    allowed = set(domain)
+    inside = {str(k): int(v) for k, v in counts.items() if str(k) in allowed}
+    return inside, int(counts.sum() - sum(inside.values()))
+
+
+def check_batch(df: pd.DataFrame, statistics: Dict[str, Any], constraints: Dict[str, Any],
+                source: str = "") -> CheckResult:
+    """Run every enabled check of ``constraints`` on ``df``."""
+    cfg = monitoring_config(constraints)
+    features: Dict[str, Dict[str, Any]] = constraints.get("features") or {}
+    # Bonferroni: significance_level bounds the chance that a fair batch raises a given check anywhere.
+    alpha = float(cfg["significance_level"]) / max(1, sum(1 for f in features if f in df.columns))
+    base_stats: Dict[str, Any] = statistics.get("features") or {}
+    types = {name: c["type"] for name, c in features.items()}
+    batch_stats = dataset_statistics(df, types, reference=statistics, source=source)
+    violations: List[Violation] = []
+    distances: Dict[str, Dict[str, Any]] = {}
+    columns = [str(c) for c in df.columns]
+
+    if cfg["missing_column_check"]["enabled"]:
+        for name in features:
+            if name not in columns:
+                violations.append(Violation(name, "missing_column_check",
+                                            f"column '{name}' of the baseline is absent from the data"))
+    if cfg["extra_column_check"]["enabled"]:
+        known = set(features) | set(constraints.get("known_non_feature_columns") or [])
+        if constraints.get("target"):
+            known.add(str(constraints["target"]))
+        for name in columns:
+            if name not in known:
+                violations.append(Violation(name, "extra_column_check",
+                                            f"column '{name}' is not in the baseline: the model never saw it"))
+
+    for name, cons in features.items():
+        if name not in columns:
+            continue
+        kind = cons["type"]
+        st = batch_stats["features"][name]
+        base = base_stats.get(name) or {}
+        if cfg["completeness_check"]["enabled"]:
+            v = _rate_check(name, "completeness_check", "missing rate", st["missing"], st["count"],
+                            1 - float(cons.get("completeness", 1.0)),
+                            float(cfg["completeness_check"]["max_missing_increase"]), alpha)
+            violations += [v] if v else []
+        invalid = st["invalid"] + (st.get("negative", 0) if cons.get("is_non_negative") else 0)
+        type_broken = None
+        if cfg["data_type_check"]["enabled"]:
+            what = (f"share of values that are not {'non-negative ' if cons.get('is_non_negative') else ''}"
+                    f"{'numbers' if kind == 'numeric' else kind + ' values'}")
+            type_broken = _rate_check(name, "data_type_check", what, invalid, st["present"],
+                                      float(cons.get("invalid_fraction", 0.0)),
+                                      float(cfg["data_type_check"]["max_invalid_increase"]), alpha)
+            if type_broken is not None:
+                type_broken.description += f"; e.g. {_invalid_examples(df[name], kind, cons)}"
+                violations.append(type_broken)
+        if type_broken is not None:
+            continue
+        domain = cons.get("domain")
+        if kind == "categorical" and domain is not None and cfg["categorical_values_check"]["enabled"]:
+            inside, unknown = _domain_counts(df[name], kind, domain)
+            tol = float(cfg["categorical_values_check"]["max_unknown_fraction"])
+            n_present = unknown + sum(inside.values())
+            if n_present and unknown / n_present > tol and exceed_p_value(unknown, n_present, tol) < alpha:
+                present = df[name][~missing_mask(df[name])]
+                cats = as_categories(present)
+                new = cats[~cats.isin(set(domain))].value_counts()
+                shown = ", ".join(f"'{k}' ({v})" for k, v in new.head(5).items())
+                violations.append(Violation(
+                    name, "categorical_values_check",
+                    f"{unknown / n_present:.1%} of values ({unknown} of {n_present}) are outside the baseline "
+                    f"domain, above the threshold {tol:.1%}; new values: {shown}",
+                    {"new_values": {str(k): int(v) for k, v in new.head(20).items()}}))
+        if cfg["baseline_drift_check"]["enabled"]:
+            d = _drift(name, kind, cons, base, st, df[name], cfg["baseline_drift_check"], alpha)
+            if d is not None:
+                distances[name] = d
+                if d["violated"]:
+                    violations.append(Violation(name, "baseline_drift_check", d["description"], d))
+    order = {c: i for i, c in enumerate(CHECKS)}
+    names = {n: i for i, n in enumerate(list(features) + columns)}
+    violations.sort(key=lambda v: (names.get(v.feature_name, 0), order[v.constraint_check_type]))
+    return CheckResult(violations, batch_stats, int(len(df)), distances)
+
+
+def _invalid_examples(col: pd.Series, kind: str, cons: Dict[str, Any]) -> str:
+    """The commonest values that do not fit the baseline type, quoted."""
+    present = col[~missing_mask(col)]
+    if kind == "numeric":
+        nums = pd.to_numeric(present.astype(str).str.strip(), errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(nums)
+        if cons.get("is_non_negative"):
+            bad |= np.nan_to_num(nums, nan=0.0) < 0
+        values = present[bad]
+    elif kind == "boolean":
+        low = as_categories(present).str.strip().str.lower()
+        values = present[~low.isin(_BOOLEAN_TOKENS)]
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = present[pd.to_datetime(present.astype(str), errors="coerce", format="mixed").isna()]
+    return ", ".join(repr(str(v)) for v in values.astype(str).value_counts().index[:3])
+
+
+def _p(p: float) -> str:
+    return "p<1e-16" if p < 1e-16 else f"p={p:.2g}"
+
+
+def _drift(name: str, kind: str, cons: Dict[str, Any], base: Dict[str, Any], st: Dict[str, Any],
+           col: pd.Series, cfg: Dict[str, Any], alpha: float) -> Optional[Dict[str, Any]]:
+    """Distance between the baseline and batch distributions of one feature (None: not comparable)."""
+    if kind == "numeric":
+        b_hist = (base.get("numeric") or {}).get("histogram")
+        c_hist = (st.get("numeric") or {}).get("histogram")
+        if not b_hist or not c_hist or sum(c_hist["counts"]) == 0:
+            return None
+        labels = _bin_labels(b_hist["edges"])
+        b_counts, c_counts = b_hist["counts"], c_hist["counts"]
+        method, threshold = cfg["numeric_method"], float(cfg["numeric_threshold"])
+    elif kind in ("categorical", "boolean"):
+        freq = (base.get("categorical") or {}).get("frequencies") or {}
+        domain = cons.get("domain") or list(freq)
+        if not freq:
+            return None
+        inside, _ = _domain_counts(col, kind, domain)
+        labels = [str(k) for k in freq]
+        b_counts = [freq[k] for k in labels]
+        c_counts = [inside.get(k, 0) for k in labels]
+        if sum(c_counts) == 0:
+            return None
+        method, threshold = cfg["categorical_method"], float(cfg["categorical_threshold"])
+    else:
+        return None  # text and dates are not compared for drift
+    dist = distance(method, b_counts, c_counts)
+    p = chi2_p_value(b_counts, c_counts) if dist > threshold else 1.0
+    violated = dist > threshold and p < alpha
+    return {"method": method, "distance": dist, "threshold": threshold, "p_value": p, "violated": violated,
+            "labels": labels, "baseline_counts": list(b_counts), "current_counts": list(c_counts),
+            "description": f"{method.upper()} distance {dist:.3f} between the baseline and current "
+                           f"distributions is above the threshold {threshold:g} (chi-square {_p(p)}, "
+                           f"{int(sum(c_counts))} values)"}
+
+
+def _bin_labels(edges: List[float]) -> List[str]:
+    fmt = lambda v: f"{v:.4g}"  # noqa: E731
+    inner = edges[1:-1]
+    if not inner:
+        return [f"all ({fmt(edges[0])} to {fmt(edges[-1])})"]
+    labels = [f"≤ {fmt(inner[0])}"]
+    labels += [f"{fmt(a)} – {fmt(b)}" for a, b in zip(inner[:-1], inner[1:])]
+    labels.append(f"> {fmt(inner[-1])}")
+    return labels

@@ -1,0 +1,250 @@
+"""`automl monitor`: check a batch (or, with watch=true, each new capture file) against a run's baseline.
+
+Exit codes: 0 no violations, 3 violations (in watch mode: any during the session), 2 usage or
+data errors. Results go to ``output`` (default ``<run_dir>/monitoring/<timestamp>/``):
+``constraint_violations.json``, ``statistics.json`` (the batch's own) and ``report.html``.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import logging
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+import pandas as pd
+
+from automl import artifacts as art
+from automl.errors import ArtifactError, ConfigError, DataError
+from automl.monitor.baseline import CONSTRAINTS_FILE, STATISTICS_FILE, build_baseline
+from automl.monitor.checks import CheckResult, check_batch, monitoring_config
+from automl.monitor.report import render_report
+from automl.monitor.sources import file_info, list_data_files, read_batch
+
+log = logging.getLogger(__name__)
+
+EXIT_VIOLATIONS = 3
+MONITORING_DIR = "monitoring"
+WATCH_STATE_FILE = "watch_state.json"
+VIOLATIONS_FILE = "constraint_violations.json"
+BATCH_STATISTICS_FILE = "statistics.json"
+REPORT_FILE = "report.html"
+MONITOR_KEYS: Dict[str, object] = {"run_dir": None, "data": None, "output": None, "constraints": None,
+                                   "alert.webhook": None, "watch": False, "interval_s": 60.0, "verbose": False}
+
+
+# ----------------------------------------------------------------------------- baseline
+def load_baseline(run_dir: str, constraints_url: Optional[str] = None,
+                  storage_options: Optional[Dict[str, Any]] = None) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """(statistics, constraints) of a run; a run without ``baseline/`` gets one from its training rows."""
+    so = storage_options or {}
+    stats_url = art.join(run_dir, STATISTICS_FILE)
+    if not art.exists(art.join(run_dir, art.SUMMARY_FILE), so):
+        raise ArtifactError(f"run_dir: {run_dir} is not a finished run folder (no {art.SUMMARY_FILE}); "
+                            f"pass the folder an `automl fit` run wrote")
+    if not art.exists(stats_url, so):
+        summary = art.read_json(art.join(run_dir, art.SUMMARY_FILE), so)
+        train = pd.read_parquet(io.BytesIO(art.read_bytes(art.join(run_dir, "data/train.parquet"), so)))
+        target = summary.get("target")
+        types = summary.get("column_types") or {}
+        stats, cons = build_baseline(train.drop(columns=[target], errors="ignore"), types, target=target)
+        art.write_json(stats_url, stats, so)
+        art.write_json(art.join(run_dir, CONSTRAINTS_FILE), cons, so)
+        log.info("the run had no baseline; built %s/baseline/ from its training rows", run_dir)
+    stats = art.read_json(stats_url, so)
+    try:
+        cons = art.read_json(constraints_url or art.join(run_dir, CONSTRAINTS_FILE), so)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"constraints: {constraints_url or CONSTRAINTS_FILE} is not valid JSON "
+                          f"(line {exc.lineno}: {exc.msg}); fix the edit") from None
+    monitoring_config(cons)  # fail early on a bad edit
+    return stats, cons
+
+
+# ----------------------------------------------------------------------------- one check
+@dataclass
+class Outcome:
+    result: CheckResult
+    output: str
+    files: List[str]
+
+
+def _timestamp() -> str:
+    now = _dt.datetime.now(_dt.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H-%M-%S-") + f"{now.microsecond // 1000:03d}Z"
+
+
+def check_files(files: List[str], stats: Dict[str, Any], cons: Dict[str, Any], output: str,
+                meta: Dict[str, Any], webhook: Optional[str] = None,
+                storage_options: Optional[Dict[str, Any]] = None) -> Optional[Outcome]:
+    """Check the rows of ``files`` and write the results to ``output``; None when there are no rows."""
+    started = time.time()
+    df = read_batch(files, storage_options)
+    if len(df) == 0:
+        return None
+    source = files[0] if len(files) == 1 else f"{len(files)} files"
+    result = check_batch(df, stats, cons, source=source)
+    result.statistics["dataset"]["files"] = files
+    so = storage_options or {}
+    violations = [v.to_dict() for v in result.violations]
+    art.write_json(art.join(output, VIOLATIONS_FILE), {"violations": violations}, so)
+    art.write_json(art.join(output, BATCH_STATISTICS_FILE), result.statistics, so)
+    checked_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    art.write_text(art.join(output, REPORT_FILE), render_report(result, stats, {**meta, "checked_at": checked_at}), so)
+    log.info("checked %d rows from %s in %.2f s: %d violation(s); results in %s", len(df), source,
+             time.time() - started, len(violations), output)
+    if violations and webhook:
+        post_webhook(webhook, {"run_dir": meta.get("run_dir"), "data": meta.get("data"), "output": output,
+                               "files": files, "n_rows": int(len(df)), "checked_at": checked_at,
+                               "violations": violations})
+    return Outcome(result, output, files)
+
+
+def post_webhook(url: str, payload: Dict[str, Any], timeout_s: float = 10.0) -> bool:
+    """POST ``payload`` as JSON; a failure is logged, not raised (the exit code still reports)."""
+    body = json.dumps(payload, default=str).encode("utf-8")
+    req = urllib.request.Request(url, data=body, method="POST",
+                                 headers={"Content-Type": "application/json", "User-Agent": "automl-monitor"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            log.info("alert sent to %s (HTTP %d)", url, resp.status)
+            return True
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        log.error("alert.webhook: could not POST to %s: %s", url, getattr(exc, "reason", exc))
+        return False
+
+
+# ----------------------------------------------------------------------------- watch mode
+class Watcher:
+    """Checks each new data file under ``data`` exactly once (the list is kept in watch_state.json)."""
+
+    def __init__(self, data: str, stats: Dict[str, Any], cons: Dict[str, Any], output: str, interval_s: float,
+                 meta: Dict[str, Any], webhook: Optional[str] = None,
+                 storage_options: Optional[Dict[str, Any]] = None):
+        self.data, self.stats, self.cons, self.output = data, stats, cons, output
+        self.interval_s, self.meta, self.webhook, self.so = interval_s, meta, webhook, storage_options or {}
+        self.stop = threading.Event()
+        self.state_url = art.join(output, WATCH_STATE_FILE)
+        self.state: Dict[str, Any] = {"files": {}}
+        if art.exists(self.state_url, self.so):
+            self.state = art.read_json(self.state_url, self.so)
+        self.sizes: Dict[str, int] = {}
+        self.n_batches = self.n_files = self.n_violations = 0
+
+    def _ready(self, url: str, now: float) -> bool:
+        """Capture files appear whole (the endpoint writes each at once); any other file is ready
+        when its size held still between two polls or it was last modified interval_s ago."""
+        name = url.rsplit("/", 1)[-1]
+        if name.startswith("capture-") and name.endswith(".jsonl"):
+            return True
+        try:
+            info = file_info(url, self.so)
+        except (OSError, ValueError):
+            return False
+        stable = self.sizes.get(url) == info["size"]
+        self.sizes[url] = info["size"]
+        old = info["mtime"] is not None and now - info["mtime"] >= self.interval_s
+        return info["size"] > 0 and (stable or old)
+
+    def poll(self) -> Optional[Outcome]:
+        """One pass: check the files that are new and complete (together, as one batch)."""
+        now = time.time()
+        done = self.state["files"]
+        pending = [u for u in list_data_files(self.data, self.so, allow_empty=True) if u not in done]
+        ready = [u for u in pending if self._ready(u, now)]
+        if not ready:
+            return None
+        out = art.join(self.output, _timestamp())
+        try:
+            outcome = check_files(ready, self.stats, self.cons, out, self.meta, self.webhook, self.so)
+            status = "checked" if outcome else "no rows"
+        except DataError as exc:
+            log.warning("skipping %d file(s) that cannot be read: %s", len(ready), exc)
+            outcome, status = None, f"error: {exc}"
+        stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        for u in ready:
+            done[u] = {"size": self.sizes.get(u), "checked_at": stamp, "status": status,
+                       "result": out if outcome else None}
+        art.write_json(self.state_url, self.state, self.so)
+        self.n_files += len(ready)
+        if outcome:
+            self.n_batches += 1
+            self.n_violations += len(outcome.result.violations)
+        return outcome
+
+    def run(self) -> int:
+        log.info("watching %s every %g s (stop with Ctrl-C or SIGTERM); results under %s",
+                 self.data, self.interval_s, self.output)
+        while not self.stop.is_set():
+            try:
+                self.poll()
+            except (DataError, ArtifactError, OSError) as exc:
+                log.error("watch: %s; retrying in %g s", exc, self.interval_s)
+            self.stop.wait(self.interval_s)
+        return EXIT_VIOLATIONS if self.n_violations else 0
+
+
+# ----------------------------------------------------------------------------- the command
+def cmd_monitor(args: List[str]) -> int:
+    """`automl monitor run_dir=DIR data=URL [output=URL] [alert.webhook=URL] [watch=true interval_s=N]`."""
+    from automl.cli import parse_key_values
+
+    opts = parse_key_values(args, MONITOR_KEYS, "monitor")
+    for key in ("run_dir", "data"):
+        if not opts.get(key):
+            raise ConfigError(f"`automl monitor` needs {key}=...; e.g. automl monitor run_dir=DIR data=batch.csv")
+    run_dir, data = str(opts["run_dir"]).rstrip("/"), str(opts["data"])
+    webhook = (opts.get("alert") or {}).get("webhook") if isinstance(opts.get("alert"), dict) else None
+    if webhook is not None and not str(webhook).startswith(("http://", "https://")):
+        raise ConfigError(f"alert.webhook must be an http:// or https:// URL; got '{webhook}'")
+    watch = opts.get("watch")
+    if not isinstance(watch, bool):
+        raise ConfigError(f"watch must be true or false; got '{watch}'")
+    interval = opts.get("interval_s")
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
+        raise ConfigError(f"interval_s must be a positive number of seconds; got '{interval}'")
+    if "://" not in run_dir:
+        from pathlib import Path
+
+        run_dir = str(Path(run_dir).resolve())
+    stats, cons = load_baseline(run_dir, opts.get("constraints"))
+    meta = {"run_dir": run_dir, "data": data}
+    if watch:
+        output = str(opts.get("output") or art.join(run_dir, MONITORING_DIR))
+        watcher = Watcher(data, stats, cons, output, float(interval), meta, webhook)
+        previous = _on_sigterm(watcher.stop)
+        try:
+            code = watcher.run()
+        except KeyboardInterrupt:
+            code = EXIT_VIOLATIONS if watcher.n_violations else 0
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        print(f"watch stopped: checked {watcher.n_files} file(s) in {watcher.n_batches} batch(es); "
+              f"{watcher.n_violations} violation(s); results under {output}")
+        return code
+    output = str(opts.get("output") or art.join(run_dir, MONITORING_DIR, _timestamp()))
+    files = list_data_files(data)
+    outcome = check_files(files, stats, cons, output, meta, webhook)
+    if outcome is None:
+        raise DataError(f"data: {data} has no rows to check; give a table or capture files with rows")
+    vs = outcome.result.violations
+    if not vs:
+        print(f"no violations in {outcome.result.n_rows} rows | report: {art.join(output, REPORT_FILE)}")
+        return 0
+    listed = "; ".join(f"{v.feature_name}: {v.constraint_check_type}" for v in vs)
+    print(f"{len(vs)} violation(s) in {outcome.result.n_rows} rows: {listed} | report: {art.join(output, REPORT_FILE)}")
+    return EXIT_VIOLATIONS
+
+
+def _on_sigterm(stop: threading.Event):
+    """Make SIGTERM stop the watch loop cleanly (only possible from the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -1,0 +1,14 @@
+"""The run folder's notebooks: data exploration and candidate definitions (see build.py)."""
+from __future__ import annotations
+
+from automl.notebooks.build import (
+    CANDIDATE_SECTIONS,
+    CANDIDATES,
+    EXPLORATION,
+    EXPLORATION_SECTIONS,
+    build_notebooks,
+    write_notebooks,
+)
+
+__all__ = ["CANDIDATE_SECTIONS", "CANDIDATES", "EXPLORATION", "EXPLORATION_SECTIONS", "build_notebooks",
+           "write_notebooks"]

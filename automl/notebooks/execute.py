@@ -1,0 +1,108 @@
+"""Fill a notebook's outputs by running its code cells in this process (no Jupyter kernel).
+
+A kernel takes seconds to start; `automl fit` must stay fast, so the code cells run here, with
+IPython's display rules in small: the value of a cell's last expression and anything passed to
+``display`` become outputs (HTML when the object has ``_repr_html_``), printed text becomes a
+stream output, and every open matplotlib figure becomes a PNG. The cells are exactly what a
+user re-executes later (nbclient or Jupyter), so the saved outputs are what the code computes.
+"""
+from __future__ import annotations
+
+import ast
+import base64
+import contextlib
+import io
+import os
+import warnings
+from typing import Any, Dict, List
+
+import nbformat
+
+
+def _mime_bundle(value: Any) -> Dict[str, str]:
+    data = {"text/plain": repr(value)}
+    html = getattr(value, "_repr_html_", None)
+    if callable(html):
+        try:
+            text = html()
+        except Exception:  # a broken HTML repr falls back to text, as IPython does
+            text = None
+        if text:
+            data["text/html"] = text
+    return data
+
+
+def _figures() -> List[Dict[str, str]]:
+    import sys
+
+    if "matplotlib.pyplot" not in sys.modules:
+        return []
+    import matplotlib.pyplot as plt
+
+    out = []
+    for num in plt.get_fignums():
+        fig = plt.figure(num)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=72, bbox_inches="tight")
+        out.append({"image/png": base64.b64encode(buf.getvalue()).decode("ascii"),
+                    "text/plain": f"<Figure size {fig.get_size_inches()[0] * 72:.0f}x{fig.get_size_inches()[1] * 72:.0f}>"})
+    plt.close("all")
+    return out
+
+
+def run_cells(nb: nbformat.NotebookNode, workdir: str) -> nbformat.NotebookNode:
+    """Execute every code cell of ``nb`` with ``workdir`` as the current folder; outputs in place.
+
+    Raises the first exception a cell raises (with the cell's index) so a broken notebook is
+    never saved looking finished.
+    """
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    namespace: Dict[str, Any] = {"__name__": "__main__"}
+    previous = os.getcwd()
+    count = 0
+    try:
+        os.chdir(workdir)
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            count += 1
+            outputs: List[Any] = []
+
+            def display(*objs: Any, **_: Any) -> None:
+                for obj in objs:
+                    outputs.append(nbformat.v4.new_output("display_data", data=_mime_bundle(obj)))
+
+            namespace["display"] = display
+            tree = ast.parse(cell.source)
+            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            stdout = io.StringIO()
+            with contextlib.redirect_stdout(stdout), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    exec(compile(tree, f"<cell {index}>", "exec"), namespace)
+                    value = eval(compile(ast.Expression(last.value), f"<cell {index}>", "eval"), namespace) \
+                        if last is not None else None
+                except Exception as exc:
+                    raise RuntimeError(f"notebook cell {index} failed: {type(exc).__name__}: {exc}") from exc
+            text = stdout.getvalue()
+            if text:
+                outputs.insert(0, nbformat.v4.new_output("stream", name="stdout", text=text))
+            for fig in _figures():
+                outputs.append(nbformat.v4.new_output("display_data", data=fig))
+            if value is not None and not _is_figure_call(last):
+                outputs.append(nbformat.v4.new_output("execute_result", data=_mime_bundle(value),
+                                                      execution_count=count))
+            cell.outputs = outputs
+            cell.execution_count = count
+    finally:
+        os.chdir(previous)
+    return nb
+
+
+def _is_figure_call(node: Any) -> bool:
+    """``plt.show()`` returns None; a trailing figure object is shown once, as the PNG."""
+    try:
+        src = ast.unparse(node)
+    except Exception:
+        return False
+    return src.startswith("plt.") or src.startswith("plots.plot_")

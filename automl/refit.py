@@ -1,0 +1,128 @@
+"""Refit any trial of a finished run from its folder, so that any trial can be deployed.
+
+Everything comes from the run folder: the training rows (``data/train.parquet``), the
+candidate as the run used it (``candidates/<name>.yaml``), the trial's parameters (the
+leaderboard's ``params_json``, or its ``model.*``/``preprocess.*`` columns in older runs) and
+the seed (``config.yaml``).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import pickle
+import time
+from typing import TYPE_CHECKING, Any, Dict
+
+import pandas as pd
+import yaml
+
+from automl import artifacts as art
+from automl.candidates.generate import Candidate
+from automl.errors import ArtifactError
+from automl.model import ModelBundle
+from automl.problem import ProblemInfo, encode_target
+from automl.runner import TRAIN_DATA_FILE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from automl.run import Run
+
+log = logging.getLogger(__name__)
+
+_PARAM_PREFIXES = ("model.", "preprocess.")
+
+
+def load_candidate(run: "Run", name: str) -> Candidate:
+    url = art.join(run.run_dir, "candidates", f"{name}.yaml")
+    spec = yaml.safe_load(art.read_text(url, run.storage_options)) or {}
+    return Candidate(name=name, algorithm=spec["algorithm"], processing=dict(spec.get("processing") or {}),
+                     space=dict(spec.get("space") or {"params": {}, "fixed": {}}),
+                     description=spec.get("description", ""))
+
+
+def trial_params(row: pd.Series, candidate: Candidate) -> Dict[str, Any]:
+    """The trial's parameters, typed: ``params_json`` if the leaderboard has it, else its columns."""
+    for key in ("refit_params_json", "params_json"):  # refit_*: early-stopped rounds as fixed n_estimators
+        raw = row.get(key)
+        if isinstance(raw, str) and raw.strip():
+            return json.loads(raw)
+    specs = (candidate.space or {}).get("params", {})
+    params: Dict[str, Any] = {}
+    for key, value in row.items():
+        if not str(key).startswith(_PARAM_PREFIXES) or key not in specs:
+            continue
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        kind = specs[key].get("type")
+        if kind == "int":
+            value = int(round(float(value)))
+        elif kind == "float":
+            value = float(value)
+        elif kind == "categorical":  # CSV turned choices into text/float; map back to the declared choice
+            value = next((c for c in specs[key].get("choices", []) if str(c) == str(value)
+                          or _same_number(c, value)), value)
+        params[str(key)] = value
+    return params
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def refit_trial(run: "Run", row: pd.Series) -> ModelBundle:
+    """Rebuild the trial's pipeline and fit it on all training rows, as ``automl fit`` did the best."""
+    from automl.search.trial import build_pipeline
+
+    started = time.time()
+    s = run.summary
+    trial_id, name = str(row["trial_id"]), str(row["candidate"])
+    url = art.join(run.run_dir, TRAIN_DATA_FILE)
+    if not art.exists(url, run.storage_options):
+        raise ArtifactError(f"run {run.run_dir} keeps no {TRAIN_DATA_FILE}, so trial={trial_id} cannot be refit; "
+                            f"rerun `automl fit` with this version, or use the best trial")
+    train = pd.read_parquet(io.BytesIO(art.read_bytes(url, run.storage_options)))
+    candidate = load_candidate(run, name)
+    params = trial_params(row, candidate)
+    features = list(s["features"])
+    column_types = {c: s["column_types"][c] for c in features}
+    info = ProblemInfo(problem_type=s["problem_type"], metric=s["metric"], greater_is_better=s["greater_is_better"],
+                       reason=s.get("problem_type_reason", ""), classes=list(s.get("classes") or []),
+                       positive_class=s.get("positive_class"))
+    seed = _seed(run)
+    pipeline = build_pipeline(candidate, params, column_types, info.problem_type, seed)
+    pipeline.fit(train[features], encode_target(train[s["target"]], info))
+    log.info("refit trial %s (%s) on %d rows in %.1f s", trial_id, name, len(train), time.time() - started)
+    score, threshold = row.get("objective"), row.get("threshold")
+    threshold = None if threshold is None or pd.isna(threshold) or info.problem_type != "binary" else float(threshold)
+    return ModelBundle(pipeline=pipeline, problem_type=info.problem_type, target=s["target"], feature_columns=features,
+                       column_types=column_types, classes=info.classes, positive_class=info.positive_class,
+                       threshold=threshold, trial_id=trial_id, candidate=name,
+                       metadata={"params": params, "score": None if pd.isna(score) else float(score)})
+
+
+def save_trial_model(run: "Run", rel: str, bundle: ModelBundle) -> None:
+    """Write a refit model into the run folder and add its sha256 to ``manifest.json``.
+
+    Only this entry is added: files changed by anyone else after the fit stay unlisted or
+    mismatched, so ``load_verified_pickle`` still refuses them.
+    """
+    from automl.manifest import MANIFEST_FILE, read_manifest
+
+    data = pickle.dumps(bundle, protocol=pickle.HIGHEST_PROTOCOL)
+    manifest = read_manifest(run.run_dir, run.storage_options)
+    art.write_bytes(art.join(run.run_dir, rel), data, run.storage_options)
+    manifest["files"][rel] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    art.write_json(art.join(run.run_dir, MANIFEST_FILE), manifest, run.storage_options)
+
+
+def _seed(run: "Run") -> int:
+    url = art.join(run.run_dir, art.CONFIG_FILE)
+    if not art.exists(url, run.storage_options):
+        return 0
+    cfg = yaml.safe_load(art.read_text(url, run.storage_options)) or {}
+    return int(cfg.get("seed", 0) or 0)

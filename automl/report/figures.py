@@ -1,0 +1,204 @@
+"""The report's figures (matplotlib), each returned as an inline base64 PNG ``<img>`` tag."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from automl.analysis.plots import _plt
+
+PALETTE = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c",
+           "#ccb974", "#64b5cd"]
+
+
+def img(fig, alt: str) -> str:
+    """Render ``fig`` to a PNG ``<img class="plot">`` tag and close it."""
+    plt = _plt()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img class="plot" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _colors(names: Sequence[str]) -> Dict[str, str]:
+    return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(sorted(set(names)))}
+
+
+def objective_by_trial(lb: pd.DataFrame, metric: str, greater_is_better: bool):
+    """Each completed trial's validation score in the order trials ran, and the best so far."""
+    plt = _plt()
+    done = lb[lb["status"] == "completed"].sort_values("trial_number")
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    colors = _colors(done["candidate"].astype(str))
+    for cand, part in done.groupby(done["candidate"].astype(str)):
+        ax.scatter(part["trial_number"], part["objective"], s=22, color=colors[cand], label=cand)
+    best = done["objective"].cummax() if greater_is_better else done["objective"].cummin()
+    ax.step(done["trial_number"], best, where="post", color="black", lw=1.2, label="best so far")
+    ax.set_xlabel("trial number")
+    ax.set_ylabel(f"validation {metric}")
+    ax.set_title("objective against trial number")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def scores_by_candidate(lb: pd.DataFrame, metric: str):
+    """The spread of validation scores of each candidate's trials."""
+    plt = _plt()
+    done = lb[lb["status"] == "completed"]
+    names = sorted(done["candidate"].astype(str).unique())
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(names) + 1.4))
+    data = [done.loc[done["candidate"].astype(str) == n, "objective"].to_numpy(dtype=float) for n in names]
+    ax.boxplot(data, vert=False, widths=0.5)
+    colors = _colors(names)
+    rng = np.random.default_rng(0)
+    for i, (n, d) in enumerate(zip(names, data), start=1):
+        ax.scatter(d, i + rng.uniform(-0.12, 0.12, len(d)), s=14, color=colors[n], zorder=3)
+    ax.set_yticks(range(1, len(names) + 1), names)
+    ax.set_xlabel(f"validation {metric}")
+    ax.set_title("scores by candidate")
+    fig.tight_layout()
+    return fig
+
+
+def pareto_mask(cost: np.ndarray, score: np.ndarray, greater_is_better: bool) -> np.ndarray:
+    """Trials no other trial beats on both cost (lower is better) and score."""
+    s = score if greater_is_better else -score
+    keep = np.ones(len(cost), dtype=bool)
+    for i in range(len(cost)):
+        better = (cost <= cost[i]) & (s >= s[i]) & ((cost < cost[i]) | (s > s[i]))
+        keep[i] = not better.any()
+    return keep
+
+
+def pareto(lb: pd.DataFrame, cost_col: str, cost_label: str, metric: str, greater_is_better: bool,
+           chosen: Optional[str] = None):
+    """Score against a cost (predict latency, model size), the Pareto front drawn as a line."""
+    plt = _plt()
+    done = lb[(lb["status"] == "completed")].copy()
+    done = done[np.isfinite(pd.to_numeric(done[cost_col], errors="coerce")) & (done[cost_col] > 0)]
+    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    if done.empty:
+        ax.text(0.5, 0.5, f"no {cost_label} recorded", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    cost = done[cost_col].to_numpy(dtype=float)
+    score = done["objective"].to_numpy(dtype=float)
+    colors = _colors(done["candidate"].astype(str))
+    ax.scatter(cost, score, s=20, c=[colors[c] for c in done["candidate"].astype(str)], alpha=0.8)
+    front = pareto_mask(cost, score, greater_is_better)
+    order = np.argsort(cost[front])
+    ax.step(cost[front][order], score[front][order], where="post", color="black", lw=1.2, label="Pareto front")
+    ax.scatter(cost[front], score[front], s=46, facecolors="none", edgecolors="black")
+    if chosen is not None:
+        mask = done["trial_id"].astype(str).to_numpy() == str(chosen)
+        if mask.any():
+            ax.scatter(cost[mask], score[mask], marker="*", s=160, color="gold", edgecolors="black",
+                       zorder=4, label="chosen")
+    ax.set_xscale("log")
+    ax.set_xlabel(cost_label)
+    ax.set_ylabel(f"validation {metric}")
+    ax.set_title(f"{metric} against {cost_label.split(' (')[0]}")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def confusion(y: np.ndarray, labels: np.ndarray, classes: List[Any]):
+    """Confusion matrix of validation predictions (rows: actual, columns: predicted)."""
+    from sklearn.metrics import confusion_matrix
+
+    plt = _plt()
+    k = len(classes)
+    cm = confusion_matrix(y, labels, labels=np.arange(k))
+    size = min(8.0, 2.4 + 0.45 * k)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    ax.imshow(cm, cmap="Blues")
+    names = [str(c) for c in classes]
+    ax.set_xticks(range(k), names, rotation=45 if k > 4 else 0)
+    ax.set_yticks(range(k), names)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8 if k > 8 else 10,
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title("confusion matrix (validation)")
+    fig.tight_layout()
+    return fig
+
+
+def roc(y_pos: np.ndarray, score: np.ndarray):
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    plt = _plt()
+    fpr, tpr, _ = roc_curve(y_pos, score)
+    fig, ax = plt.subplots(figsize=(4.2, 3.8))
+    ax.plot(fpr, tpr, color=PALETTE[0], label=f"AUC {roc_auc_score(y_pos, score):.3f}")
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("ROC curve (validation)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def precision_recall(y_pos: np.ndarray, score: np.ndarray):
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    plt = _plt()
+    prec, rec, _ = precision_recall_curve(y_pos, score)
+    fig, ax = plt.subplots(figsize=(4.2, 3.8))
+    ax.plot(rec, prec, color=PALETTE[1], label=f"AP {average_precision_score(y_pos, score):.3f}")
+    ax.axhline(float(np.mean(y_pos)), ls="--", color="grey", lw=0.8, label="base rate")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("precision-recall (validation)")
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def actual_vs_predicted(y: np.ndarray, pred: np.ndarray):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.4, 4.0))
+    ax.scatter(y, pred, s=8, alpha=0.5, color=PALETTE[0])
+    lo, hi = float(np.nanmin([y.min(), pred.min()])), float(np.nanmax([y.max(), pred.max()]))
+    ax.plot([lo, hi], [lo, hi], ls="--", color="grey", lw=0.8)
+    ax.set_xlabel("actual")
+    ax.set_ylabel("predicted")
+    ax.set_title("actual against predicted (validation)")
+    fig.tight_layout()
+    return fig
+
+
+def residuals(y: np.ndarray, pred: np.ndarray):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.4, 4.0))
+    ax.scatter(pred, y - pred, s=8, alpha=0.5, color=PALETTE[2])
+    ax.axhline(0, ls="--", color="grey", lw=0.8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual - predicted")
+    ax.set_title("residuals (validation)")
+    fig.tight_layout()
+    return fig
+
+
+def importance(imp: pd.DataFrame, metric: str, k: int = 20):
+    """Permutation importance: mean drop of the metric when a feature is shuffled, with its spread."""
+    plt = _plt()
+    top = imp.head(k)[::-1]
+    fig, ax = plt.subplots(figsize=(6, max(2.0, 0.3 * len(top) + 0.9)))
+    ax.barh(top.index.astype(str), top["mean"], xerr=top["std"], color=PALETTE[4])
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel(f"drop in {metric} when the feature is shuffled")
+    ax.set_title("feature importance (permutation, held-out rows)")
+    fig.tight_layout()
+    return fig

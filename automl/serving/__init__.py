@@ -1,0 +1,1 @@
+"""Deploy a trial's model: the HTTP endpoint (`automl serve`) and what batch transform shares with it."""

@@ -1,0 +1,243 @@
+"""The endpoint as a FastAPI app: /ping, /metadata and /invocations for one trial's model.
+
+The same app runs under uvicorn (``serve.backend=uvicorn``) or as a Ray Serve deployment
+(``serve.backend=ray``). Concurrent requests are micro-batched: while the model predicts one
+batch, new requests queue, and the next prediction takes all of them at once (up to
+``serve.max_batch_rows`` rows), so 16 clients cost little more than one.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from automl.errors import AutoMLError
+from automl.serving.capture import DataCapture, frame_records
+from automl.serving.codec import CONTENT_TYPES, RequestError, parse, render, request_format, response_format
+from automl.serving.predictor import Predictor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Endpoint:
+    """Everything one app (or one Ray Serve replica) needs to answer requests."""
+
+    predictor: Predictor
+    metadata: Dict[str, Any]
+    api_key: Optional[str] = None
+    max_body_bytes: int = 6 * 1024 * 1024
+    max_batch_rows: int = 256
+    capture: Optional[DataCapture] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+class Batcher:
+    """Queue requests while the model is busy; predict the queued ones together."""
+
+    def __init__(self, predictor: Predictor, max_rows: int):
+        self.predictor = predictor
+        self.max_rows = max(1, int(max_rows))
+        self.queue: Optional[asyncio.Queue] = None
+        self.worker: Optional[asyncio.Task] = None
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="automl-predict")
+
+    async def predict(self, X: pd.DataFrame) -> np.ndarray:
+        if self.queue is None:
+            self.queue = asyncio.Queue()
+        if self.worker is None or self.worker.done():
+            self.worker = asyncio.get_running_loop().create_task(self._work())
+        fut = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait((X, fut))
+        return await fut
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            items = [await self.queue.get()]
+            rows = len(items[0][0])
+            while rows < self.max_rows and not self.queue.empty():
+                item = self.queue.get_nowait()
+                items.append(item)
+                rows += len(item[0])
+            try:
+                results = await loop.run_in_executor(self.executor, self._predict_all, [x for x, _ in items])
+            except Exception as exc:  # pragma: no cover - _predict_all returns errors per request
+                results = [exc] * len(items)
+            for (_, fut), res in zip(items, results):
+                if fut.done():
+                    continue
+                if isinstance(res, Exception):
+                    fut.set_exception(res)
+                else:
+                    fut.set_result(res)
+
+    def _predict_all(self, frames: List[pd.DataFrame]) -> List[Any]:
+        if len(frames) > 1:
+            try:
+                m = self.predictor.matrix(pd.concat(frames, ignore_index=True))
+                bounds = np.cumsum([0] + [len(f) for f in frames])
+                return [m[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+            except Exception:
+                pass  # one request's rows broke the batch: predict each alone, so only it fails
+        out: List[Any] = []
+        for f in frames:
+            try:
+                out.append(self.predictor.matrix(f))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+        self.executor.shutdown(wait=False)
+
+
+class BearerAuth:
+    """ASGI middleware: every path except /ping needs ``Authorization: Bearer <key>``."""
+
+    def __init__(self, app: Any, key: str, open_paths: Tuple[str, ...] = ("/ping",)):
+        self.app = app
+        self.expected = f"Bearer {key}".encode("utf-8")
+        self.open_paths = open_paths
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope.get("path") not in self.open_paths:
+            given = b""
+            for name, value in scope.get("headers", []):
+                if name == b"authorization":
+                    given = value
+                    break
+            if not hmac.compare_digest(given, self.expected):
+                body = (b'{"error":"missing or wrong API key: send the header '
+                        b'Authorization: Bearer <api_key>"}')
+                await send({"type": "http.response.start", "status": 401,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode()),
+                                        (b"www-authenticate", b"Bearer")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+async def read_body(request: Any, limit: int) -> bytes:
+    """The request body, refusing (413) anything over ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise RequestError(400, f"bad Content-Length header {declared!r}") from None
+        if size > limit:
+            raise RequestError(413, f"the body has {size} bytes; the limit is {limit} (max_body_bytes); "
+                                    f"split the rows over several requests or use `automl predict`")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, f"the body is over the limit of {limit} bytes (max_body_bytes); "
+                                    f"split the rows over several requests or use `automl predict`")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(endpoint: Endpoint):
+    """The FastAPI app serving ``endpoint``."""
+    batcher = Batcher(endpoint.predictor, endpoint.max_batch_rows)
+    predictor = endpoint.predictor
+
+    def shutdown() -> None:
+        batcher.close()
+        if endpoint.capture is not None:
+            endpoint.capture.close()
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        yield
+        shutdown()
+
+    app = FastAPI(title="automl endpoint", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.endpoint = endpoint
+    app.state.shutdown = shutdown
+
+    def error(status: int, message: str) -> Response:
+        return JSONResponse({"error": message}, status_code=status)
+
+    @app.get("/ping")
+    async def ping() -> Response:
+        return JSONResponse({"status": "ok", "trial_id": endpoint.metadata.get("trial_id")})
+
+    @app.get("/metadata")
+    async def metadata() -> Response:
+        return JSONResponse(endpoint.metadata)
+
+    @app.post("/invocations")
+    async def invocations(request: Request) -> Response:
+        try:
+            kind = request_format(request.headers.get("content-type"))
+            out_kind = response_format(request.headers.get("accept"))
+            body = await read_body(request, endpoint.max_body_bytes)
+            X = parse(body, kind, predictor.schema)
+            try:
+                m = await batcher.predict(X)
+            except AutoMLError as exc:
+                raise RequestError(400, str(exc)) from None
+            except (ValueError, TypeError) as exc:  # rows the pipeline cannot handle
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise RequestError(422, f"the model cannot predict these rows: {first}") from None
+            objs = predictor.responses(m)
+        except RequestError as exc:
+            return error(exc.status, exc.message)
+        except Exception:
+            log.exception("internal error while answering a request")
+            return error(500, "internal error while predicting; see the server log")
+        capture = endpoint.capture
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        if capture is not None and capture.sampled():
+            capture.record(kind, frame_records(X), objs, request_id=request_id)
+        content, media = render(objs, out_kind, predictor.response_keys)
+        return Response(content=content, media_type=media, headers={"x-request-id": request_id})
+
+    @app.exception_handler(404)
+    async def not_found(_request, _exc) -> Response:
+        return error(404, "no such route; the endpoint has GET /ping, GET /metadata and POST /invocations")
+
+    @app.exception_handler(405)
+    async def not_allowed(_request, _exc) -> Response:
+        return error(405, "method not allowed; POST /invocations, GET /ping, GET /metadata")
+
+    if endpoint.api_key:
+        app.add_middleware(BearerAuth, key=str(endpoint.api_key))
+    return app
+
+
+def endpoint_metadata(run: Any, predictor: Predictor, trial_id: str) -> Dict[str, Any]:
+    """What GET /metadata answers: input schema, problem type, classes, trial, candidate, score."""
+    b = predictor.bundle
+    score = None
+    lb = run.leaderboard
+    match = lb[lb["trial_id"].astype(str) == str(trial_id)] if "trial_id" in lb else lb.iloc[:0]
+    if len(match) and pd.notna(match.iloc[0].get("objective")):
+        score = float(match.iloc[0]["objective"])
+    elif str(trial_id) == str(run.best_trial_id):
+        score = run.best_score
+    return {
+        "trial_id": str(trial_id), "candidate": b.candidate, "best": str(trial_id) == str(run.best_trial_id),
+        "problem_type": b.problem_type, "target": b.target, "metric": run.summary.get("metric"), "score": score,
+        "classes": predictor.labels, "positive_class": b.positive_class, "threshold": b.threshold,
+        "input_schema": {"columns": predictor.schema.describe(), "content_types": list(CONTENT_TYPES),
+                         "csv": "feature values in the column order above, no header, no target column"},
+        "response_keys": predictor.response_keys, "run_dir": run.run_dir,
+    }

@@ -1,0 +1,187 @@
+"""Data capture: a sample of the endpoint's requests and responses, as JSON Lines on any fsspec URL.
+
+The format is fixed (``automl monitor`` reads it): files
+``<destination>/capture-<YYYYmmddTHHMMSS>-<pid>-<seq>.jsonl``, one JSON object per request::
+
+    {"request_id": str, "timestamp": ISO-8601 str, "trial_id": str, "content_type": str,
+     "instances": [{feature_column: value, ...}, ...], "predictions": [response object, ...]}
+
+Records are buffered in memory and written by a background thread, one whole file at a time:
+a file is written when it holds ``max_records`` records, when ``rotate_s`` seconds have passed
+since its first record, and at shutdown. A file therefore appears complete or not at all (on a
+local disk it is written under a dot-name and renamed; object stores write whole objects).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import queue
+import random
+import threading
+import time
+import uuid
+from typing import Any, Dict, List, Optional
+
+import fsspec
+
+from automl.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class DataCapture:
+    """Samples requests and writes them as JSON Lines files from a background thread."""
+
+    def __init__(self, destination: str, sampling_percentage: float = 100.0, trial_id: str = "",
+                 max_records: int = 1000, rotate_s: float = 60.0,
+                 storage_options: Optional[Dict[str, Any]] = None, seed: Optional[int] = None):
+        if not destination:
+            raise ConfigError("capture.enabled=true needs capture.destination=URL (a folder or prefix, "
+                              "e.g. capture.destination=s3://bucket/capture)")
+        try:
+            pct = float(sampling_percentage)
+        except (TypeError, ValueError):
+            pct = -1.0
+        if not 0 <= pct <= 100:
+            raise ConfigError(f"capture.sampling_percentage must be a number from 0 to 100; got {sampling_percentage!r}")
+        if int(max_records) < 1 or float(rotate_s) <= 0:
+            raise ConfigError(f"capture.max_records must be >= 1 and capture.rotate_s > 0; "
+                              f"got {max_records!r} and {rotate_s!r}")
+        self.destination = destination.rstrip("/")
+        self.fraction = pct / 100.0
+        self.trial_id = trial_id
+        self.max_records = int(max_records)
+        self.rotate_s = float(rotate_s)
+        self.storage_options = storage_options or {}
+        self.fs, self.root = fsspec.core.url_to_fs(self.destination, **self.storage_options)
+        self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, (tuple, list)) else [self.fs.protocol])
+        self.random = random.Random(seed)
+        self.files_written: List[str] = []
+        self.records_written = 0
+        self._queue: "queue.Queue[Optional[Dict[str, Any]]]" = queue.Queue()
+        self._seq = 0
+        self._thread: Optional[threading.Thread] = None
+        self._lock = threading.Lock()
+
+    # -- the request path ----------------------------------------------------------------------
+
+    def sampled(self) -> bool:
+        return self.fraction >= 1.0 or (self.fraction > 0 and self.random.random() < self.fraction)
+
+    def record(self, content_type: str, instances: List[Dict[str, Any]], predictions: List[Dict[str, Any]],
+               request_id: Optional[str] = None) -> None:
+        """Queue one request's record (cheap; the writer thread does the I/O)."""
+        self._ensure_thread()
+        self._queue.put({
+            "request_id": request_id or uuid.uuid4().hex,
+            "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "trial_id": self.trial_id, "content_type": content_type,
+            "instances": instances, "predictions": predictions,
+        })
+
+    # -- the writer thread ------------------------------------------------------------------------
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="automl-capture", daemon=True)
+                    self._thread.start()
+
+    def _run(self) -> None:
+        buffer: List[str] = []
+        opened: Optional[float] = None
+        started = ""
+        while True:
+            timeout = None if opened is None else max(0.0, opened + self.rotate_s - time.monotonic())
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = {}
+            if item is None:  # shutdown
+                if buffer:
+                    self._write(started, buffer)
+                return
+            if item:
+                if opened is None:
+                    opened = time.monotonic()
+                    started = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+                try:
+                    buffer.append(json.dumps(item, default=_jsonable, allow_nan=False))
+                except (TypeError, ValueError) as exc:
+                    log.warning("data capture: record %s not written: %s", item.get("request_id"), exc)
+            if buffer and (len(buffer) >= self.max_records or time.monotonic() >= (opened or 0) + self.rotate_s):
+                self._write(started, buffer)
+                buffer, opened = [], None
+
+    def _write(self, started: str, lines: List[str]) -> None:
+        self._seq += 1
+        name = f"capture-{started}-{os.getpid()}-{self._seq:06d}.jsonl"
+        path = f"{self.root}/{name}"
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        try:
+            if self.local:
+                self.fs.makedirs(self.root, exist_ok=True)
+                tmp = f"{self.root}/.{name}.tmp"
+                with self.fs.open(tmp, "wb") as fh:
+                    fh.write(data)
+                self.fs.mv(tmp, path)
+            else:
+                with self.fs.open(path, "wb") as fh:
+                    fh.write(data)
+        except Exception as exc:  # capture must never take the endpoint down
+            log.warning("data capture: cannot write %s (%d records lost): %s: %s",
+                        f"{self.destination}/{name}", len(lines), type(exc).__name__, exc)
+            return
+        self.files_written.append(f"{self.destination}/{name}")
+        self.records_written += len(lines)
+        log.debug("data capture: wrote %d record(s) to %s/%s", len(lines), self.destination, name)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Write what is buffered and stop the writer thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout_s)
+            self._thread = None
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        obj = obj.item()
+        if isinstance(obj, float) and not math.isfinite(obj):
+            return None
+        return obj
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    return str(obj)
+
+
+def frame_records(df) -> List[Dict[str, Any]]:
+    """Rows of a typed frame as JSON-ready dicts (missing values become null)."""
+    cols = list(df.columns)
+    out = []
+    for row in df.itertuples(index=False, name=None):
+        out.append({c: _clean(v) for c, v in zip(cols, row)})
+    return out
+
+
+def _clean(v: Any) -> Any:
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if v is None or (not isinstance(v, (str, bool, int, float)) and _isna(v)):
+        return None
+    return v
+
+
+def _isna(v: Any) -> bool:
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,126 @@
+"""Request bodies in, response bodies out: the endpoint's wire formats.
+
+Requests: ``text/csv`` (rows of feature values in training column order, no header, no target)
+or ``application/json`` (``{"instances": [{column: value, ...}, ...]}``). Responses: JSON
+``{"predictions": [{...}, ...]}`` or, for ``Accept: text/csv``, one CSV row per prediction.
+Every problem with a request raises :class:`RequestError` with an HTTP status and a message.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any, Dict, List, Optional, Tuple
+
+import pandas as pd
+
+from automl.errors import DataError
+from automl.serving.schema import InputSchema
+
+CSV, JSON = "text/csv", "application/json"
+CONTENT_TYPES = (CSV, JSON)
+
+
+class RequestError(Exception):
+    """A bad request: an HTTP status (4xx) and a message saying what is wrong."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def media_type(header: Optional[str]) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def request_format(content_type: Optional[str]) -> str:
+    kind = media_type(content_type)
+    if kind in ("application/jsonlines", "application/x-ndjson"):
+        kind = ""
+    if kind not in CONTENT_TYPES:
+        got = f"'{content_type}'" if content_type else "no Content-Type"
+        raise RequestError(415, f"unsupported content type: got {got}; send text/csv (rows in training column "
+                                f"order, no header) or application/json ({{\"instances\": [{{column: value}}]}})")
+    return kind
+
+
+def response_format(accept: Optional[str]) -> str:
+    """JSON unless the Accept header asks for CSV first; 406 when it allows neither."""
+    if not accept or not accept.strip():
+        return JSON
+    for part in accept.split(","):
+        kind = media_type(part)
+        if kind in (JSON, "application/*", "*/*", "*"):
+            return JSON
+        if kind in (CSV, "text/*"):
+            return CSV
+    raise RequestError(406, f"cannot answer in {accept!r}; accept application/json or text/csv")
+
+
+def decode_text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RequestError(400, f"the body is not UTF-8 text (byte {exc.start}); send UTF-8") from None
+
+
+def parse_csv(body: bytes, schema: InputSchema) -> pd.DataFrame:
+    text = decode_text(body)
+    if not text.strip():
+        raise RequestError(400, "empty body: send at least one CSV row of feature values")
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text), strict=True) if r and any(f.strip() for f in r)]
+    except csv.Error as exc:
+        raise RequestError(400, f"malformed CSV: {exc}; send comma-separated rows, quoting fields that hold commas") from None
+    if not rows:
+        raise RequestError(400, "empty body: send at least one CSV row of feature values")
+    try:
+        return schema.frame_from_rows(rows)
+    except DataError as exc:
+        raise RequestError(400, str(exc)) from None
+
+
+def parse_json(body: bytes, schema: InputSchema) -> pd.DataFrame:
+    text = decode_text(body)
+    if not text.strip():
+        raise RequestError(400, 'empty body: send {"instances": [{column: value, ...}, ...]}')
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(doc, dict) or "instances" not in doc:
+        raise RequestError(400, 'the JSON body must be an object with "instances": '
+                                '{"instances": [{column: value, ...}, ...]}')
+    instances = doc["instances"]
+    if not isinstance(instances, list) or not instances:
+        raise RequestError(400, '"instances" must be a non-empty list of objects {column: value, ...}')
+    bad = next((i for i, x in enumerate(instances) if not isinstance(x, dict)), None)
+    if bad is not None:
+        raise RequestError(400, f'instance {bad + 1} is {type(instances[bad]).__name__}, not an object; '
+                                f'send {{"instances": [{{column: value, ...}}]}}')
+    try:
+        return schema.frame_from_records(instances)
+    except DataError as exc:
+        raise RequestError(400, str(exc)) from None
+
+
+def parse(body: bytes, kind: str, schema: InputSchema) -> pd.DataFrame:
+    return parse_csv(body, schema) if kind == CSV else parse_json(body, schema)
+
+
+def render(objs: List[Dict[str, Any]], kind: str, keys: List[str]) -> Tuple[bytes, str]:
+    """Response body and media type."""
+    if kind == JSON:
+        return json.dumps({"predictions": objs}, separators=(",", ":")).encode("utf-8"), JSON
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for obj in objs:
+        writer.writerow([_csv_field(obj.get(k)) for k in keys if k in obj])
+    return buf.getvalue().encode("utf-8"), CSV
+
+
+def _csv_field(v: Any) -> str:
+    if isinstance(v, list):
+        return "[" + ",".join(str(x) for x in v) + "]"
+    return "" if v is None else str(v)

@@ -1,0 +1,161 @@
+"""`automl serve`: load one trial's model and answer HTTP requests (uvicorn or Ray Serve).
+
+    automl serve run_dir=DIR [trial=ID] [host=127.0.0.1] [port=8080] [api_key=KEY]
+        [max_body_bytes=N] [response_keys=[predicted_label,probability,probabilities,labels]]
+        [capture.enabled=true capture.sampling_percentage=P capture.destination=URL]
+        [serve.backend=uvicorn|ray serve.replicas=N]
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from typing import Any, Dict, List
+
+from automl.errors import ConfigError
+from automl.serving.options import as_bool, as_int, as_list, flat_options
+
+log = logging.getLogger(__name__)
+
+SERVE_KEYS: Dict[str, Any] = {
+    "run_dir": None, "trial": None, "host": "127.0.0.1", "port": 8080, "api_key": None,
+    "max_body_bytes": 6 * 1024 * 1024, "response_keys": None,
+    "capture.enabled": False, "capture.sampling_percentage": 100.0, "capture.destination": None,
+    "capture.max_records": 1000, "capture.rotate_s": 60.0,
+    "serve.backend": "uvicorn", "serve.replicas": 1, "serve.max_batch_rows": 256,
+    "ray.address": None, "verbose": False,
+}
+_RAW = ("run_dir", "trial", "host", "api_key", "capture.destination", "ray.address")
+BACKENDS = ("uvicorn", "ray")
+
+
+def serve_options(args: List[str]) -> Dict[str, Any]:
+    """Parse and check `automl serve` arguments."""
+    opts = flat_options(args, SERVE_KEYS, "serve", raw_keys=_RAW)
+    if not opts["run_dir"]:
+        raise ConfigError("`automl serve` needs run_dir=...; e.g. automl serve run_dir=outputs/2024-01-01/12-00-00")
+    opts["port"] = as_int(opts["port"], "port")
+    if opts["port"] > 65535:
+        raise ConfigError(f"port must be 0-65535; got {opts['port']}")
+    opts["max_body_bytes"] = as_int(opts["max_body_bytes"], "max_body_bytes", 1)
+    opts["serve.replicas"] = as_int(opts["serve.replicas"], "serve.replicas", 1)
+    opts["serve.max_batch_rows"] = as_int(opts["serve.max_batch_rows"], "serve.max_batch_rows", 1)
+    opts["capture.enabled"] = as_bool(opts["capture.enabled"], "capture.enabled")
+    opts["response_keys"] = as_list(opts["response_keys"], "response_keys") or None
+    if opts["serve.backend"] not in BACKENDS:
+        raise ConfigError(f"serve.backend must be one of {', '.join(BACKENDS)}; got {opts['serve.backend']!r}")
+    if opts["api_key"] is not None and not str(opts["api_key"]).strip():
+        raise ConfigError("api_key is empty; give a key (clients send Authorization: Bearer <key>) or leave it out")
+    return opts
+
+
+def load_endpoint(opts: Dict[str, Any]):
+    """Load the run and the trial's model; build the predictor and the data capture."""
+    from automl.run import load
+    from automl.serving.app import Endpoint, endpoint_metadata
+    from automl.serving.capture import DataCapture
+    from automl.serving.predictor import Predictor
+    from automl.serving.schema import InputSchema, training_dtypes
+
+    run = load(str(opts["run_dir"]))
+    bundle = run.trial_model(opts.get("trial"))
+    trial_id = str(opts.get("trial") or run.best_trial_id)
+    schema = InputSchema.from_model(bundle, training_dtypes(run))
+    predictor = Predictor(bundle, schema, opts.get("response_keys"))
+    capture = None
+    if opts.get("capture.enabled"):
+        capture = DataCapture(opts.get("capture.destination"), opts.get("capture.sampling_percentage", 100.0),
+                              trial_id=trial_id, max_records=opts.get("capture.max_records", 1000),
+                              rotate_s=opts.get("capture.rotate_s", 60.0))
+    return Endpoint(predictor=predictor, metadata=endpoint_metadata(run, predictor, trial_id),
+                    api_key=opts.get("api_key"), max_body_bytes=int(opts.get("max_body_bytes", 6 << 20)),
+                    max_batch_rows=int(opts.get("serve.max_batch_rows", 256)), capture=capture)
+
+
+def cmd_serve(args: List[str]) -> int:
+    opts = serve_options(args)
+    if opts["serve.backend"] == "ray":
+        return serve_ray(opts)
+    return serve_uvicorn(opts)
+
+
+def serve_uvicorn(opts: Dict[str, Any]) -> int:
+    import uvicorn
+
+    from automl.serving.app import create_app
+
+    endpoint = load_endpoint(opts)
+    app = create_app(endpoint)
+    config = uvicorn.Config(app, host=opts["host"], port=opts["port"], log_level="warning", access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=10, backlog=2048)
+    server = uvicorn.Server(config)
+    _announce(endpoint, opts, "uvicorn")
+    server.run()
+    if endpoint.capture is not None:
+        endpoint.capture.close()
+    return 0
+
+
+def _announce(endpoint, opts: Dict[str, Any], backend: str) -> None:
+    md = endpoint.metadata
+    log.info("serving trial %s (%s) on http://%s:%d with %s%s%s", md["trial_id"], md["candidate"], opts["host"],
+             opts["port"], backend, "; api_key required" if opts.get("api_key") else "",
+             f"; capturing {opts['capture.sampling_percentage']}% of requests to {opts['capture.destination']}"
+             if endpoint.capture is not None else "")
+
+
+# -- Ray Serve ----------------------------------------------------------------------------------
+
+def ray_deployment(opts: Dict[str, Any], num_cpus: float):
+    """A Ray Serve deployment whose replicas each build the same FastAPI app."""
+    from ray import serve
+
+    class AutomlEndpoint:
+        def __init__(self, options: Dict[str, Any]):
+            self.options = options
+
+        def __serve_build_asgi_app__(self):
+            from automl.serving.app import create_app
+
+            return create_app(load_endpoint(self.options))
+
+    ingress = serve.ingress()(AutomlEndpoint)
+    return serve.deployment(name="automl", num_replicas=opts["serve.replicas"],
+                            ray_actor_options={"num_cpus": num_cpus},
+                            max_ongoing_requests=1000)(ingress)
+
+
+def serve_ray(opts: Dict[str, Any], block: bool = True) -> int:
+    """Run the app on Ray Serve with ``serve.replicas`` replicas on the current Ray cluster."""
+    from ray import serve
+
+    from automl.run import load
+    from automl.search.tuner import init_ray
+
+    run = load(str(opts["run_dir"]))
+    run.trial_model(opts.get("trial"))  # refit (and cache) a non-best trial once, not in every replica
+    if opts["capture.enabled"] and not opts.get("capture.destination"):
+        raise ConfigError("capture.enabled=true needs capture.destination=URL")
+    if not os.path.isabs(str(opts["run_dir"])) and "://" not in str(opts["run_dir"]):
+        opts = {**opts, "run_dir": os.path.abspath(str(opts["run_dir"]))}  # replicas may start elsewhere
+    cpus = init_ray(opts.get("ray.address"), None)
+    num_cpus = min(1.0, cpus / opts["serve.replicas"])
+    serve.start(http_options={"host": opts["host"], "port": opts["port"]})
+    deployment = ray_deployment(opts, num_cpus)
+    serve.run(deployment.bind(opts), name="automl", route_prefix="/", blocking=False)
+    log.info("serving trial %s on http://%s:%d with Ray Serve, %d replica(s)%s",
+             opts.get("trial") or run.best_trial_id, opts["host"], opts["port"], opts["serve.replicas"],
+             "; api_key required" if opts.get("api_key") else "")
+    if not block:
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        stop.wait()
+    finally:
+        log.info("shutting down Ray Serve")
+        serve.shutdown()
+    return 0
+

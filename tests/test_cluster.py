@@ -1,0 +1,135 @@
+"""A real two-node Ray cluster on this machine: `automl fit ray.address=...` runs its trials on
+the worker node and writes the run to S3 (moto). Nothing is shared through the disk.
+
+The nodes run under `ray start --block` in their own process groups and temp dirs, and are
+stopped by signalling exactly those groups: `ray stop` would stop every Ray on the machine.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import VENV_BIN, automl_cli, free_port, make_binary_frame
+
+pytestmark = pytest.mark.slow
+WORKER_RESOURCE = "automl_test_worker"
+
+
+def _ray_exe() -> str:
+    exe = VENV_BIN / "ray"
+    return str(exe) if exe.exists() else "ray"
+
+
+def _start_node(args: list[str], temp_dir: Path, env: dict, log: Path) -> subprocess.Popen:
+    ports = ["--node-manager-port", "--object-manager-port", "--metrics-export-port",
+             "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port"]
+    cmd = [_ray_exe(), "start", "--block", "--disable-usage-stats", f"--temp-dir={temp_dir}",
+           "--object-store-memory=100000000"] + args
+    for flag in ports:
+        cmd += [flag, str(free_port())]
+    return subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop one node: its `ray start --block` process group, SIGTERM then SIGKILL."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        deadline = time.time() + wait  # the group may outlive its leader for a moment
+        while time.time() < deadline:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+
+
+def _wait_for_nodes(address: str, env: dict, n: int, timeout: float = 90) -> dict:
+    """Poll the cluster from a short-lived driver until ``n`` nodes are alive; return the worker's id."""
+    code = (
+        "import json, ray; ray.init(address=%r, include_dashboard=False, log_to_driver=False); "
+        "nodes=[x for x in ray.nodes() if x['Alive']]; "
+        "print(json.dumps({'n': len(nodes), 'worker': [x['NodeID'] for x in nodes "
+        "if x['Resources'].get(%r)]}))" % (address, WORKER_RESOURCE)
+    )
+    deadline = time.time() + timeout
+    last = ""
+    while time.time() < deadline:
+        res = subprocess.run([str(VENV_BIN / "python"), "-c", code], env=env, capture_output=True, text=True,
+                             timeout=60)
+        if res.returncode == 0 and res.stdout.strip():
+            info = json.loads(res.stdout.strip().splitlines()[-1])
+            if info["n"] >= n and info["worker"]:
+                return info
+        last = res.stderr[-1500:]
+        time.sleep(2)
+    raise AssertionError(f"cluster did not come up with {n} nodes: {last}")
+
+
+@pytest.fixture
+def cluster(tmp_path, s3_server):
+    """A head node with no CPUs for trials and one worker node with 1 CPU and a custom resource."""
+    env = {**os.environ, **s3_server["env"], "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    head_tmp, worker_tmp = Path(f"/tmp/ray-h-{port}"), Path(f"/tmp/ray-w-{port}")  # short: unix socket paths
+    head = _start_node(["--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=0",
+                        "--include-dashboard=false", f"--ray-client-server-port={free_port()}"],
+                       head_tmp, env, tmp_path / "head.log")
+    worker = None
+    try:
+        time.sleep(3)
+        worker = _start_node([f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+                              f'--resources={{"{WORKER_RESOURCE}": 1}}'], worker_tmp, env, tmp_path / "worker.log")
+        info = _wait_for_nodes(address, env, 2)
+        yield {"address": address, "env": env, "worker_node_id": info["worker"][0], "logs": tmp_path}
+    finally:
+        if worker is not None:
+            _stop(worker)
+        _stop(head)
+        for d in (head_tmp, worker_tmp):
+            subprocess.run(["rm", "-rf", str(d)], check=False)
+
+
+def test_trials_run_on_the_worker_node_and_write_to_s3(cluster, s3_bucket, tmp_path):
+    df = make_binary_frame(160, seed=3)
+    data = f"s3://{s3_bucket['bucket']}/data/train.csv"
+    with s3_bucket["fs"].open(data, "w") as fh:
+        df.to_csv(fh, index=False)
+    out = f"s3://{s3_bucket['bucket']}/runs/cluster"
+    # A driver-side working directory with nothing of automl in it: the code reaches the
+    # workers through the runtime environment.
+    res = automl_cli("fit", f"data.path={data}", "data.target=y", f"output_dir={out}",
+                     f"ray.address={cluster['address']}", "budget.max_trials=3", "budget.time_limit_s=150",
+                     "~candidates.dpp2-mlp", "~candidates.dpp5-svm", "~candidates.dpp3-random_forest",
+                     "~candidates.dpp4-extra_trees", "~candidates.dpp6-knn", "search.ensemble=false",
+                     env=cluster["env"], cwd=str(tmp_path), timeout=400)
+    assert res.returncode == 0, res.stderr[-4000:]
+    fs = s3_bucket["fs"]
+    fs.invalidate_cache()
+    lb = pd.read_csv(fs.open(f"{out}/leaderboard.csv"), dtype={"trial_id": str})
+    assert len(lb) == 3 and (lb["status"] == "completed").any(), lb[["status", "error"]]
+    # Every trial ran on the worker node: the head has no CPUs, and each result says where it ran.
+    assert set(lb["node_id"]) == {cluster["worker_node_id"]}, lb["node_id"].tolist()
+    for tid in lb["trial_id"]:
+        result = json.loads(fs.cat(f"{out}/trials/{tid}/result.json"))
+        assert result["node_id"] == cluster["worker_node_id"]
+        # automl's code on the worker came through the runtime environment, not this checkout
+        assert "runtime_resources" in result["code_path"], result["code_path"]
+    done = lb[lb["status"] == "completed"]
+    assert all(fs.exists(f"{out}/trials/{tid}/oof.npy") for tid in done["trial_id"])
+    assert fs.exists(f"{out}/model.pkl") and fs.exists(f"{out}/manifest.json")
