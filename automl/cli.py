@@ -10,14 +10,17 @@ import time
 from typing import Callable, Dict, List
 
 from automl.errors import AutoMLError, ConfigError
+from automl.redact import install_log_filter, is_secret_name, redact_text, register_secrets
 
 log = logging.getLogger("automl")
 
 USAGE = """usage:
   automl fit [-m] [key=value ...]      tune candidates and save the best model (Hydra overrides;
                                        -m/--multirun sweeps comma-separated values)
-  automl predict run_dir=DIR input=URL output=URL
-                                       batch predictions (CSV, or Parquet for *.parquet)
+  automl predict run_dir=DIR input=URL output=URL [trial=ID] [predict.backend=local|ray]
+                 [predict.keep_columns=[id,...]] [predict.chunk_rows=N]
+                                       batch transform of a file or folder/prefix, streamed in chunks
+                                       (CSV output, or Parquet for *.parquet)
   automl monitor run_dir=DIR data=URL [output=URL] [alert.webhook=URL] [watch=true interval_s=N]
                                        data-quality and drift checks against the run's baseline
                                        (exit 0: no violations, 3: violations)
@@ -25,7 +28,8 @@ USAGE = """usage:
                                        an HTTP endpoint for any trial's model (FastAPI on uvicorn or Ray Serve)
 see README.md for every config key."""
 
-PREDICT_KEYS = {"run_dir": None, "input": None, "output": None, "verbose": False}
+PREDICT_KEYS = {"run_dir": None, "input": None, "output": None, "trial": None, "predict.backend": "local",
+                "predict.keep_columns": [], "predict.chunk_rows": 100_000, "ray.address": None, "verbose": False}
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -111,12 +115,17 @@ def _print_result(run) -> None:
 
 def cmd_predict(args: List[str]) -> int:
     from automl.predict import batch_predict
+    from automl.serving.options import as_int, as_list, flat_options
 
-    opts = parse_key_values(args, PREDICT_KEYS, "predict")
+    opts = flat_options(args, PREDICT_KEYS, "predict", raw_keys=("run_dir", "input", "output", "trial", "ray.address"))
     for key in ("run_dir", "input", "output"):
         if not opts.get(key):
             raise ConfigError(f"`automl predict` needs {key}=...; e.g. automl predict run_dir=DIR input=in.csv output=out.csv")
-    n = batch_predict(str(opts["run_dir"]), str(opts["input"]), str(opts["output"]))
+    n = batch_predict(str(opts["run_dir"]), str(opts["input"]), str(opts["output"]), trial=opts["trial"],
+                      backend=str(opts["predict.backend"]),
+                      keep_columns=as_list(opts["predict.keep_columns"], "predict.keep_columns"),
+                      chunk_rows=as_int(opts["predict.chunk_rows"], "predict.chunk_rows", 1),
+                      ray_address=opts["ray.address"])
     print(f"wrote {n} predictions to {opts['output']}")
     return 0
 
@@ -145,6 +154,8 @@ def main(argv: List[str] | None = None) -> int:
     command, args = argv[0], argv[1:]
     verbose = _is_verbose(args)
     setup_logging(verbose)
+    register_secrets(a.split("=", 1)[1] for a in args if "=" in a and is_secret_name(a.split("=", 1)[0]))
+    install_log_filter()  # secrets never reach the terminal or a log file
     if command not in COMMANDS:
         print(f"automl: unknown command '{command}'; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
@@ -153,7 +164,7 @@ def main(argv: List[str] | None = None) -> int:
     except AutoMLError as exc:
         if verbose:
             raise
-        print(f"automl {command}: error: {exc}", file=sys.stderr)
+        print(f"automl {command}: error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"automl {command}: interrupted", file=sys.stderr)
@@ -162,7 +173,7 @@ def main(argv: List[str] | None = None) -> int:
         if verbose:
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"automl {command}: unexpected error: {type(exc).__name__}: {first} (rerun with verbose=true for the traceback)",
+        print(f"automl {command}: unexpected error: {type(exc).__name__}: {redact_text(first)} (rerun with verbose=true for the traceback)",
               file=sys.stderr)
         return 1
 

@@ -56,6 +56,8 @@ class ValidationConfig:
     n_folds: int = 5
     cv_max_rows: int = 50_000
     holdout_fraction: float = 0.2
+    # From this many rows on, trials report after each fold and ASHA stops poor ones early.
+    multi_fidelity_min_rows: int = 10_000
 
 
 @dataclass

@@ -133,3 +133,4 @@ def verify_run(run_dir: str, storage_options: Optional[Dict[str, Any]] = None) -
             report["ok"].append(rel)
     report["unlisted"] = sorted(present - set(manifest["files"]))
     return report
+

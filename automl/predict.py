@@ -1,23 +1,245 @@
-"""`automl predict`: batch predictions from a run folder to a CSV or Parquet file."""
+"""`automl predict`: batch transform with any trial's model, streamed in chunks.
+
+    automl predict run_dir=DIR input=URL output=URL [trial=ID] [predict.backend=local|ray]
+        [predict.keep_columns=[id,...]] [predict.chunk_rows=N]
+
+``input`` is one file or a folder/prefix of files (local or any fsspec URL; CSV/TSV, Parquet,
+JSON Lines, Excel; gzip and other compressions by suffix). Files are read in chunks (pandas
+``read_csv(chunksize=...)``, pyarrow Parquet batches) and the output is written chunk by chunk,
+so memory stays bounded by the chunk size, not the data size. Output rows keep input order:
+files in name order, rows in file order. ``predict.backend=ray`` predicts the chunks as Ray
+tasks on the current cluster (a bounded window in flight), still writing them in order.
+"""
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import time
-from typing import Any, Dict, Optional
+from collections import deque
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from automl.data.io import read_table, write_table
+import fsspec
+import pandas as pd
+
+from automl.data.io import _strip_compression, read_table, table_format
+from automl.errors import AutoMLError, ConfigError, DataError
+from automl.model import ModelBundle
 from automl.run import load
+from automl.serving.schema import InputSchema, training_dtypes
 
 log = logging.getLogger(__name__)
 
+BACKENDS = ("local", "ray")
+DEFAULT_CHUNK_ROWS = 100_000
 
-def batch_predict(run_dir: str, input: str, output: str, storage_options: Optional[Dict[str, Any]] = None) -> int:
-    """Predict every row of ``input`` and write ``output``; returns the number of rows."""
+
+# -- input ---------------------------------------------------------------------------------------
+
+def list_inputs(url: str, storage_options: Optional[Dict[str, Any]] = None) -> List[str]:
+    """One file, or every data file under a folder/prefix in name order (``.``/``_`` names skipped)."""
+    if not url:
+        raise DataError("input is empty; give a file, folder or prefix, e.g. input=s3://bucket/batch/")
+    try:
+        fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        if fs.isfile(path):
+            return [url]
+        if fs.isdir(path):
+            found = fs.find(path)
+        else:
+            found = fs.glob(path.rstrip("/") + "*")
+            found = [f for p in found for f in (fs.find(p) if fs.isdir(p) else [p])]
+    except (OSError, ValueError, ImportError) as exc:
+        raise DataError(f"input: cannot list {url}: {type(exc).__name__}: {exc}") from None
+    files = sorted(f for f in found if not f.rsplit("/", 1)[-1].startswith((".", "_")))
+    if not files:
+        raise DataError(f"input: no files at {url}; give a file, or a folder/prefix that holds data files")
+    return [fs.unstrip_protocol(f) if "://" in url else f for f in files]
+
+
+def _head(url: str, so: Dict[str, Any], compression: Optional[str], n: int = 65536) -> bytes:
+    with fsspec.open(url, "rb", compression=compression, **so) as fh:
+        return fh.read(n)
+
+
+def iter_chunks(url: str, chunk_rows: int, storage_options: Optional[Dict[str, Any]] = None) -> Iterator[pd.DataFrame]:
+    """The rows of one file, ``chunk_rows`` at a time."""
+    so = storage_options or {}
+    fmt = table_format(url)
+    _, compression = _strip_compression(url)
+    try:
+        if fmt == "excel":  # no streaming reader: one chunk
+            yield read_table(url, so, what="input")
+            return
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            with fsspec.open(url, "rb", **so) as fh:
+                for batch in pq.ParquetFile(fh).iter_batches(batch_size=chunk_rows):
+                    yield batch.to_pandas()
+            return
+        if fmt == "jsonl":
+            with fsspec.open(url, "rb", compression=compression, **so) as fh:
+                yield from pd.read_json(fh, lines=True, chunksize=chunk_rows)
+            return
+        head = _head(url, so, compression)
+        if not head.strip():
+            raise DataError(f"input: {url} is empty; give a file with a header row and data rows")
+        encoding = _encoding(head)
+        text = head.decode(encoding, errors="ignore")
+        sep = ","
+        first = text.splitlines()[0] if text else ""
+        if fmt == "delimited" or (first.count(",") == 0 and (first.count(";") or first.count("\t"))):
+            try:
+                sep = csv.Sniffer().sniff(text[:65536], delimiters=",;\t| ").delimiter
+            except csv.Error:
+                sep = ","
+        with fsspec.open(url, "rb", compression=compression, **so) as fh:
+            reader = pd.read_csv(fh, sep=sep, decimal="," if sep == ";" else ".", chunksize=chunk_rows,
+                                 encoding=encoding, low_memory=False)
+            yield from reader
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"input: file not found: {url}. Check the path or URL") from None
+    except Exception as exc:  # parser errors come in many types
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"input: cannot read {url} as {fmt}: {first_line}") from None
+
+
+def _encoding(head: bytes) -> str:
+    try:
+        head[:-4].decode("utf-8")  # a multi-byte character may be cut at the end of the sample
+        return "utf-8-sig" if head.startswith(b"\xef\xbb\xbf") else "utf-8"
+    except UnicodeDecodeError:
+        return "cp1252"
+
+
+# -- output --------------------------------------------------------------------------------------
+
+class ChunkWriter:
+    """CSV (header once) or Parquet (one row group per chunk), written as chunks arrive."""
+
+    def __init__(self, url: str, storage_options: Optional[Dict[str, Any]] = None):
+        self.url = url
+        self.fmt = "parquet" if table_format(url) == "parquet" else "csv"
+        _, compression = _strip_compression(url)
+        try:
+            self.fh = fsspec.open(url, "wb", compression=compression, auto_mkdir=True,
+                                  **(storage_options or {})).open()
+        except (OSError, ValueError) as exc:
+            raise DataError(f"output: cannot write {url}: {type(exc).__name__}: {exc}") from None
+        self.parquet = None
+        self.rows = 0
+
+    def write(self, df: pd.DataFrame) -> None:
+        if self.fmt == "csv":
+            self.fh.write(df.to_csv(index=False, header=self.rows == 0).encode("utf-8"))
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            if self.parquet is None:
+                table = pa.Table.from_pandas(df, preserve_index=False)
+                self.parquet = pq.ParquetWriter(self.fh, table.schema)
+            else:
+                try:
+                    table = pa.Table.from_pandas(df, schema=self.parquet.schema, preserve_index=False)
+                except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                    raise DataError(f"output: chunk at row {self.rows + 1} does not fit the Parquet schema of the "
+                                    f"first chunk ({exc}); write CSV instead (output=....csv)") from None
+            self.parquet.write_table(table)
+        self.rows += len(df)
+
+    def close(self) -> None:
+        if self.parquet is not None:
+            self.parquet.close()
+        self.fh.close()
+
+
+# -- prediction ----------------------------------------------------------------------------------
+
+def predict_chunk(bundle: ModelBundle, schema: InputSchema, chunk: pd.DataFrame, keep: Sequence[str],
+                  first_row: int = 1) -> pd.DataFrame:
+    """``predicted_label`` (+ ``proba_<class>``) for one chunk, with the kept input columns first."""
+    missing = [c for c in schema.columns if c not in chunk.columns]
+    if missing:
+        raise DataError(f"input is missing required column(s): {', '.join(missing)}; add them "
+                        f"(extra columns are ignored)")
+    out = bundle.predict_frame(schema.coerce(chunk, first_row))
+    if keep:
+        out = pd.concat([chunk[list(keep)].reset_index(drop=True), out], axis=1)
+    return out
+
+
+def _chunks(files: List[str], chunk_rows: int, so: Dict[str, Any], keep: Sequence[str]
+            ) -> Iterator[Tuple[pd.DataFrame, int]]:
+    seen = 0
+    for url in files:
+        for chunk in iter_chunks(url, chunk_rows, so):
+            chunk.columns = [str(c) for c in chunk.columns]
+            absent = [c for c in keep if c not in chunk.columns]
+            if absent:
+                raise DataError(f"predict.keep_columns: {', '.join(absent)} not in {url}; "
+                                f"its columns: {', '.join(list(chunk.columns)[:20])}")
+            yield chunk, seen + 1
+            seen += len(chunk)
+
+
+def batch_predict(run_dir: str, input: str, output: str, storage_options: Optional[Dict[str, Any]] = None,
+                  trial: Optional[str] = None, backend: str = "local", keep_columns: Optional[Sequence[str]] = None,
+                  chunk_rows: int = DEFAULT_CHUNK_ROWS, ray_address: Optional[str] = None) -> int:
+    """Predict every row of ``input`` (file, folder or prefix) into ``output``; returns the row count."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"predict.backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    if int(chunk_rows) < 1:
+        raise ConfigError(f"predict.chunk_rows must be >= 1; got {chunk_rows}")
     started = time.time()
+    so = storage_options or {}
     run = load(run_dir, storage_options)
-    model = run.model
-    df = read_table(input, storage_options, what="input")
-    out = model.predict_frame(df)
-    write_table(out, output, storage_options)
-    log.info("wrote %d predictions to %s in %.1f s", len(out), output, time.time() - started)
-    return len(out)
+    bundle = run.trial_model(trial)
+    schema = InputSchema.from_model(bundle, training_dtypes(run))
+    keep = list(keep_columns or [])
+    files = list_inputs(input, so)
+    log.info("predicting %d file(s) from %s with trial %s (%s), %s backend", len(files), input,
+             bundle.trial_id or run.best_trial_id, bundle.candidate, backend)
+    chunks = _chunks(files, int(chunk_rows), so, keep)
+    writer = ChunkWriter(output, so)
+    try:
+        if backend == "ray":
+            _predict_ray(bundle, schema, chunks, keep, writer, ray_address)
+        else:
+            for chunk, first in chunks:
+                writer.write(predict_chunk(bundle, schema, chunk, keep, first))
+    finally:
+        writer.close()
+    log.info("wrote %d predictions to %s in %.1f s", writer.rows, output, time.time() - started)
+    return writer.rows
+
+
+def _predict_ray(bundle: ModelBundle, schema: InputSchema, chunks: Iterator[Tuple[pd.DataFrame, int]],
+                 keep: Sequence[str], writer: ChunkWriter, ray_address: Optional[str]) -> None:
+    """Chunks as Ray tasks, at most two per CPU in flight; results written in input order."""
+    import ray
+
+    from automl.search.tuner import init_ray
+
+    cpus = init_ray(ray_address, None)
+    task = ray.remote(num_cpus=1)(predict_chunk)
+    model_ref = ray.put(bundle)
+    window: deque = deque()
+
+    def result(ref) -> pd.DataFrame:
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:  # a user error in a task: the same one-line error here
+            if isinstance(exc.cause, AutoMLError):
+                raise exc.cause from None
+            raise
+
+    for chunk, first in chunks:
+        window.append(task.remote(model_ref, schema, chunk, list(keep), first))
+        while len(window) >= 2 * cpus:
+            writer.write(result(window.popleft()))
+    while window:
+        writer.write(result(window.popleft()))

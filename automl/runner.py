@@ -22,6 +22,7 @@ from automl import artifacts as art
 from automl.candidates.generate import Candidate, generate_candidates
 from automl.candidates.from_dir import apply_candidates_dir
 from automl.notebooks import write_notebooks
+from automl.report import write_report
 from automl.candidates.space import params_of
 from automl.config import to_yaml
 from automl.manifest import write_manifest
@@ -124,6 +125,9 @@ def _leaderboard(rows: List[Dict[str, Any]], candidates: Dict[str, Candidate], i
             rec.update(params_of(row.get("config") or {}, row["candidate"]))
         records.append(rec)
     lb = pd.DataFrame.from_records(records)
+    if lb.empty:
+        return pd.DataFrame(columns=["trial_id", "trial_number", "candidate", "algorithm", "status", "objective",
+                                     *METRICS[info.problem_type], "error"])
     ok = lb["status"] == "completed"
     lb = pd.concat([lb[ok].sort_values("objective", ascending=not info.greater_is_better), lb[~ok]])
     return lb.reset_index(drop=True)
@@ -210,7 +214,11 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     ctx = TrialContext(X=X[features], y=y, folds=folds, column_types=feature_types,
                        candidates={c.name: c for c in candidates}, problem_type=info.problem_type,
                        metric=info.metric, n_classes=len(info.classes), pos_index=info.pos_index,
-                       seed=cfg.seed, trial_time_limit_s=trial_limit, output_dir=out, storage_options=so)
+                       seed=cfg.seed, trial_time_limit_s=trial_limit, output_dir=out, storage_options=so,
+                       multi_fidelity=len(folds) > 1 and len(df) >= cfg.validation.multi_fidelity_min_rows)
+    if ctx.multi_fidelity:
+        log.info("multi-fidelity: %d rows >= %d, ASHA stops poor trials after their first folds",
+                 len(df), cfg.validation.multi_fidelity_min_rows)
     phase = time.time()
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
     log.info("ray ready in %.1f s", time.time() - phase)
@@ -233,8 +241,10 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     counts = lb["status"].value_counts().to_dict()
     if done.empty:
         errors = lb["error"].replace("", np.nan).dropna()
-        common = errors.value_counts().index[0] if len(errors) else "no trial finished within the budget"
-        raise SearchError(f"all {len(lb)} trial(s) failed; commonest cause: {common}")
+        if errors.empty:
+            raise SearchError(f"no trial finished within the budget ({len(lb)} started); "
+                              "raise budget.time_limit_s")
+        raise SearchError(f"all {len(lb)} trial(s) failed; commonest cause: {errors.value_counts().index[0]}")
     best = done.iloc[0]
     log.info("best trial %s (%s): %s=%.5f", best.trial_id, best.candidate, info.metric, best.objective)
     phase = time.time()
@@ -270,6 +280,7 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     summary.update({"resumed": state.resumed, "wall_time_total_s": round(state.spent_s, 2)})  # all attempts
     state.save("finished")
     art.write_json(art.join(out, art.SUMMARY_FILE), summary, so)
+    write_report(out, so, summary, bundle, cfg.seed)  # report.html; a failure is a warning, never fails the fit
     log.info("done in %.1f s; run folder: %s", summary["wall_time_s"], out)
     write_manifest(out, so)  # last: digests every file written so far (see automl/manifest.py)
     return Run(out, storage_options=so)

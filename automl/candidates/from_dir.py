@@ -100,8 +100,7 @@ def apply_candidates_dir(cfg: DictConfig) -> None:
     OmegaConf.set_struct(cfg, False)
     try:
         cfg.candidates = {}
-        for name, spec in specs.items():
-            cfg.candidates[name] = spec
+        cfg.merge_with({"candidates": specs})  # each file is checked against the candidate schema
     except Exception as exc:
         raise ConfigError(f"candidates_dir={folder}: a candidate file does not fit the candidate schema "
                           f"({str(exc).strip().splitlines()[0]}); compare it with a file the runner wrote") from None

@@ -34,15 +34,15 @@ DEFAULT_MONITORING: Dict[str, Dict[str, Any]] = {
     "data_type_check": {"enabled": True, "max_invalid_increase": 0.05},
     "completeness_check": {"enabled": True, "max_missing_increase": 0.1},
     "baseline_drift_check": {"enabled": True, "numeric_method": "psi", "numeric_threshold": 0.25,
-                             "categorical_method": "linf", "categorical_threshold": 0.15},
+                             "categorical_method": "linf", "categorical_threshold": 0.1},
     "missing_column_check": {"enabled": True},
     "extra_column_check": {"enabled": True},
     "categorical_values_check": {"enabled": True, "max_unknown_fraction": 0.05},
     "significance_level": 0.001,
 }
 
-_TRUE = {"true", "yes", "t", "y", "1", "1.0"}
-_FALSE = {"false", "no", "f", "n", "0", "0.0"}
+TRUE_TOKENS = {"true", "yes", "t", "y", "1", "1.0"}
+FALSE_TOKENS = {"false", "no", "f", "n", "0", "0.0"}
 
 
 # ----------------------------------------------------------------------------- value normalising
@@ -83,7 +83,8 @@ def as_categories(s: pd.Series) -> pd.Series:
 def as_booleans(s: pd.Series) -> Tuple[pd.Series, int]:
     """Present values as "true"/"false"; the count of values that are not boolean tokens."""
     low = as_categories(s).str.strip().str.lower()
-    out = pd.Series(np.where(low.isin(_TRUE), "true", np.where(low.isin(_FALSE), "false", "")), index=s.index)
+    out = pd.Series(np.where(low.isin(TRUE_TOKENS), "true", np.where(low.isin(FALSE_TOKENS), "false", "")),
+                    index=s.index)
     bad = out == ""
     return out[~bad], int(bad.sum())
 

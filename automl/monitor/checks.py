@@ -18,16 +18,17 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
+from scipy import special
 
-from automl.errors import ConfigError
-from automl.monitor.baseline import _FALSE, _TRUE, DEFAULT_MONITORING, as_booleans, as_categories, dataset_statistics, missing_mask
+from automl.errors import ConfigError, DataError
+from automl.monitor.baseline import (DEFAULT_MONITORING, FALSE_TOKENS, TRUE_TOKENS, as_booleans, as_categories,
+                                     dataset_statistics, missing_mask)
 
 CHECKS = ("data_type_check", "completeness_check", "baseline_drift_check", "missing_column_check",
           "extra_column_check", "categorical_values_check")
 NUMERIC_METHODS = ("psi", "ks", "linf")
 CATEGORICAL_METHODS = ("linf", "psi")
-_BOOLEAN_TOKENS = _TRUE | _FALSE
+_BOOLEAN_TOKENS = TRUE_TOKENS | FALSE_TOKENS
 _FLOOR = 1e-4  # proportions below this count as this much in PSI
 
 
@@ -110,8 +111,9 @@ def chi2_p_value(base_counts: List[float], counts: List[float]) -> float:
     if len(groups) < 2:
         return 1.0
     table = np.array([[base[g].sum() for g in groups], [cur[g].sum() for g in groups]])
-    _, p, _, _ = sps.chi2_contingency(table, correction=False)
-    return float(p)
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    statistic = float(((table - expected) ** 2 / expected).sum())
+    return float(special.chdtrc(len(groups) - 1, statistic))
 
 
 def distance(method: str, base_counts: List[float], counts: List[float]) -> float:
@@ -133,7 +135,7 @@ def exceed_p_value(x: int, n: int, limit: float) -> float:
         return 1.0
     if limit <= 0:
         return 0.0 if x > 0 else 1.0
-    return float(sps.binom.sf(x - 1, n, limit))
+    return float(special.bdtrc(x - 1, n, limit)) if x > 0 else 1.0
 
 
 def _rate_check(name: str, check: str, what: str, x: int, n: int, base_rate: float,
@@ -167,6 +169,9 @@ def check_batch(df: pd.DataFrame, statistics: Dict[str, Any], constraints: Dict[
                 source: str = "") -> CheckResult:
     """Run every enabled check of ``constraints`` on ``df``."""
     cfg = monitoring_config(constraints)
+    dup = df.columns[df.columns.duplicated()].tolist()
+    if dup:
+        raise DataError(f"data: duplicate column name(s) {', '.join(map(str, dup))}; rename them so each is unique")
     features: Dict[str, Dict[str, Any]] = constraints.get("features") or {}
     # Bonferroni: significance_level bounds the chance that a fair batch raises a given check anywhere.
     alpha = float(cfg["significance_level"]) / max(1, sum(1 for f in features if f in df.columns))
@@ -237,7 +242,9 @@ def check_batch(df: pd.DataFrame, statistics: Dict[str, Any], constraints: Dict[
                 if d["violated"]:
                     violations.append(Violation(name, "baseline_drift_check", d["description"], d))
     order = {c: i for i, c in enumerate(CHECKS)}
-    names = {n: i for i, n in enumerate(list(features) + columns)}
+    names: Dict[str, int] = {}
+    for n in list(features) + columns:
+        names.setdefault(n, len(names))
     violations.sort(key=lambda v: (names.get(v.feature_name, 0), order[v.constraint_check_type]))
     return CheckResult(violations, batch_stats, int(len(df)), distances)
 
@@ -273,7 +280,7 @@ def _drift(name: str, kind: str, cons: Dict[str, Any], base: Dict[str, Any], st:
         c_hist = (st.get("numeric") or {}).get("histogram")
         if not b_hist or not c_hist or sum(c_hist["counts"]) == 0:
             return None
-        labels = _bin_labels(b_hist["edges"])
+        labels = bin_labels(b_hist["edges"])
         b_counts, c_counts = b_hist["counts"], c_hist["counts"]
         method, threshold = cfg["numeric_method"], float(cfg["numeric_threshold"])
     elif kind in ("categorical", "boolean"):
@@ -300,7 +307,7 @@ def _drift(name: str, kind: str, cons: Dict[str, Any], base: Dict[str, Any], st:
                            f"{int(sum(c_counts))} values)"}
 
 
-def _bin_labels(edges: List[float]) -> List[str]:
+def bin_labels(edges: List[float]) -> List[str]:
     fmt = lambda v: f"{v:.4g}"  # noqa: E731
     inner = edges[1:-1]
     if not inner:

@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
@@ -26,6 +27,7 @@ from automl.monitor.baseline import CONSTRAINTS_FILE, STATISTICS_FILE, build_bas
 from automl.monitor.checks import CheckResult, check_batch, monitoring_config
 from automl.monitor.report import render_report
 from automl.monitor.sources import file_info, list_data_files, read_batch
+from automl.redact import redact_text, register_secrets
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +102,10 @@ def check_files(files: List[str], stats: Dict[str, Any], cons: Dict[str, Any], o
     log.info("checked %d rows from %s in %.2f s: %d violation(s); results in %s", len(df), source,
              time.time() - started, len(violations), output)
     if violations and webhook:
-        post_webhook(webhook, {"run_dir": meta.get("run_dir"), "data": meta.get("data"), "output": output,
-                               "files": files, "n_rows": int(len(df)), "checked_at": checked_at,
-                               "violations": violations})
+        post_webhook(webhook, {"run_dir": redact_text(str(meta.get("run_dir"))),
+                               "data": redact_text(str(meta.get("data"))), "output": redact_text(output),
+                               "files": [redact_text(f) for f in files], "n_rows": int(len(df)),
+                               "checked_at": checked_at, "violations": violations})
     return Outcome(result, output, files)
 
 
@@ -111,13 +114,19 @@ def post_webhook(url: str, payload: Dict[str, Any], timeout_s: float = 10.0) -> 
     body = json.dumps(payload, default=str).encode("utf-8")
     req = urllib.request.Request(url, data=body, method="POST",
                                  headers={"Content-Type": "application/json", "User-Agent": "automl-monitor"})
+    where = _host_of(url)  # webhook paths often carry a token: log the host only
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-            log.info("alert sent to %s (HTTP %d)", url, resp.status)
+            log.info("alert sent to %s (HTTP %d)", where, resp.status)
             return True
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        log.error("alert.webhook: could not POST to %s: %s", url, getattr(exc, "reason", exc))
+        log.error("alert.webhook: could not POST to %s: %s", where, getattr(exc, "reason", exc))
         return False
+
+
+def _host_of(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}/…"
 
 
 # ----------------------------------------------------------------------------- watch mode
@@ -156,7 +165,9 @@ class Watcher:
         """One pass: check the files that are new and complete (together, as one batch)."""
         now = time.time()
         done = self.state["files"]
-        pending = [u for u in list_data_files(self.data, self.so, allow_empty=True) if u not in done]
+        mine = self.output.rstrip("/") + "/"  # results written inside the watched folder are not data
+        pending = [u for u in list_data_files(self.data, self.so, allow_empty=True)
+                   if u not in done and not u.startswith(mine)]
         ready = [u for u in pending if self._ready(u, now)]
         if not ready:
             return None
@@ -164,9 +175,9 @@ class Watcher:
         try:
             outcome = check_files(ready, self.stats, self.cons, out, self.meta, self.webhook, self.so)
             status = "checked" if outcome else "no rows"
-        except DataError as exc:
-            log.warning("skipping %d file(s) that cannot be read: %s", len(ready), exc)
-            outcome, status = None, f"error: {exc}"
+        except Exception as exc:  # a bad file must not stop the watcher; it is recorded, not retried
+            log.warning("skipping %d file(s) that cannot be checked: %s: %s", len(ready), type(exc).__name__, exc)
+            outcome, status = None, f"error: {type(exc).__name__}: {exc}"
         stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         for u in ready:
             done[u] = {"size": self.sizes.get(u), "checked_at": stamp, "status": status,
@@ -201,8 +212,12 @@ def cmd_monitor(args: List[str]) -> int:
             raise ConfigError(f"`automl monitor` needs {key}=...; e.g. automl monitor run_dir=DIR data=batch.csv")
     run_dir, data = str(opts["run_dir"]).rstrip("/"), str(opts["data"])
     webhook = (opts.get("alert") or {}).get("webhook") if isinstance(opts.get("alert"), dict) else None
-    if webhook is not None and not str(webhook).startswith(("http://", "https://")):
-        raise ConfigError(f"alert.webhook must be an http:// or https:// URL; got '{webhook}'")
+    if webhook is not None:
+        webhook = str(webhook)
+        if not webhook.startswith(("http://", "https://")) or not urllib.parse.urlsplit(webhook).hostname:
+            raise ConfigError(f"alert.webhook must be an http:// or https:// URL with a host; got one starting "
+                              f"'{webhook[:8]}'")
+        register_secrets([webhook])  # never shown in logs
     watch = opts.get("watch")
     if not isinstance(watch, bool):
         raise ConfigError(f"watch must be true or false; got '{watch}'")

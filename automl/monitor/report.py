@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 from typing import Any, Dict, List, Optional, Tuple
 
-from automl.monitor.checks import CheckResult, _bin_labels
+from automl.monitor.checks import CheckResult, bin_labels
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:980px;color:#222}
@@ -34,7 +34,8 @@ def _bars(labels: List[str], base: List[float], cur: List[float]) -> str:
     parts = [f'<svg width="{left + width + 70}" height="{h}" role="img">']
     for i, (lab, b, c) in enumerate(zip(labels, pb, pc)):
         y = 5 + i * row
-        parts.append(f'<text x="{left - 6}" y="{y + 15}" font-size="12" text-anchor="end">{html.escape(lab[:28])}</text>')
+        parts.append(f'<text x="{left - 6}" y="{y + 15}" font-size="12" text-anchor="end">'
+                     f'{html.escape(lab[:28])}</text>')
         parts.append(f'<rect x="{left}" y="{y + 2}" width="{width * b / top:.1f}" height="10" fill="{_BASE}"/>')
         parts.append(f'<rect x="{left}" y="{y + 12}" width="{width * c / top:.1f}" height="10" fill="{_CUR}"/>')
         parts.append(f'<text x="{left + width * max(b, c) / top + 4:.1f}" y="{y + 16}" font-size="11">'
@@ -52,7 +53,7 @@ def _distribution(name: str, base: Dict[str, Any], cur: Dict[str, Any], result: 
     bh = (base.get("numeric") or {}).get("histogram")
     ch = (cur.get("numeric") or {}).get("histogram")
     if bh and ch:
-        return _bin_labels(bh["edges"]), bh["counts"], ch["counts"]
+        return bin_labels(bh["edges"]), bh["counts"], ch["counts"]
     bf = (base.get("categorical") or {}).get("frequencies") or {}
     cf = (cur.get("categorical") or {}).get("frequencies") or {}
     if bf or cf:
@@ -86,13 +87,15 @@ def render_report(result: CheckResult, baseline: Dict[str, Any], meta: Dict[str,
         by_feature.setdefault(v.feature_name, []).append(v)
     head = (f"<h1>automl monitor: {len(result.violations)} violation(s) in {result.n_rows} rows</h1>"
             f"<p>run <code>{html.escape(str(meta.get('run_dir', '')))}</code>, data "
-            f"<code>{html.escape(str(meta.get('data', '')))}</code>, checked {html.escape(str(meta.get('checked_at', '')))}</p>")
+            f"<code>{html.escape(str(meta.get('data', '')))}</code>, "
+            f"checked {html.escape(str(meta.get('checked_at', '')))}</p>")
     if not result.violations:
         body = '<p class="ok">No violations: the batch matches the baseline.</p>'
     else:
         body = "<table><tr><th>feature</th><th>check</th><th>description</th></tr>" + "".join(
             f'<tr><td>{html.escape(v.feature_name)}</td><td class="v">{v.constraint_check_type}</td>'
-            f'<td style="text-align:left">{html.escape(v.description)}</td></tr>' for v in result.violations) + "</table>"
+            f'<td style="text-align:left">{html.escape(v.description)}</td></tr>'
+            for v in result.violations) + "</table>"
     legend = (f'<p class="legend">share of values:<span style="background:{_BASE}"></span>baseline'
               f'<span style="background:{_CUR}"></span>current</p>')
     sections = []
@@ -104,7 +107,8 @@ def render_report(result: CheckResult, baseline: Dict[str, Any], meta: Dict[str,
                  "<ul>" + "".join(f'<li><span class="v">{v.constraint_check_type}</span>: '
                                   f'{html.escape(v.description)}</li>' for v in vs) + "</ul>"]
         if base or cur:
-            parts.append("<table><tr><th></th><th>baseline</th><th>current</th></tr>" + _stats_rows(base, cur) + "</table>")
+            parts.append("<table><tr><th></th><th>baseline</th><th>current</th></tr>"
+                         + _stats_rows(base, cur) + "</table>")
         dist = _distribution(name, base, cur, result,
                              any(v.constraint_check_type == "categorical_values_check" for v in vs))
         if dist and sum(dist[2]) + sum(dist[1]) > 0:

@@ -19,7 +19,7 @@ def img(fig, alt: str) -> str:
     """Render ``fig`` to a PNG ``<img class="plot">`` tag and close it."""
     plt = _plt()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight", pil_kwargs={"compress_level": 3})
     plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f'<img class="plot" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
@@ -101,6 +101,9 @@ def pareto(lb: pd.DataFrame, cost_col: str, cost_label: str, metric: str, greate
             ax.scatter(cost[mask], score[mask], marker="*", s=160, color="gold", edgecolors="black",
                        zorder=4, label="chosen")
     ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(cost_label)
     ax.set_ylabel(f"validation {metric}")
     ax.set_title(f"{metric} against {cost_label.split(' (')[0]}")

@@ -52,6 +52,8 @@ class LiveView(Callback):
         self.draw(force=True)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if "status" not in result:  # an intermediate per-fold report, not a finished trial
+            return
         self.record(result)
         self._count_running(trials)
         self.draw(force=True)

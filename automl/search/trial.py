@@ -11,7 +11,7 @@ import pickle
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,8 @@ class TrialContext:
     trial_time_limit_s: float = 60.0
     output_dir: Optional[str] = None
     storage_options: Dict[str, Any] = field(default_factory=dict)
+    # Report after each fold so ASHA can stop poor trials early (large data only).
+    multi_fidelity: bool = False
 
 
 def make_folds(y: np.ndarray, problem_type: str, n_folds: int, cv_max_rows: int, holdout_fraction: float, seed: int):
@@ -133,8 +135,13 @@ def _latency_ms(pipeline: Pipeline, X: pd.DataFrame, problem_type: str) -> float
     return float(np.median(times) * 1000)
 
 
-def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] = None) -> Dict[str, Any]:
-    """Cross-validate one configuration; never raises (a failure is a result)."""
+def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] = None,
+             on_fold: Optional[Callable[[int, float], None]] = None) -> Dict[str, Any]:
+    """Cross-validate one configuration; never raises (a failure is a result).
+
+    ``on_fold(n_folds_done, score_so_far)`` is called after every fold but the last, so a
+    multi-fidelity scheduler can stop a poor trial early.
+    """
     name = config["candidate"]
     params = params_of(config, name)
     metric = get_metric(ctx.metric, ctx.problem_type)
@@ -156,6 +163,8 @@ def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] 
             oof[va] = predict_matrix(pipe, ctx.X.iloc[va], ctx.problem_type, ctx.n_classes)
             predict_s += time.perf_counter() - t
             covered[va] = True
+            if on_fold is not None and i < len(ctx.folds) - 1:
+                on_fold(i + 1, _partial_score(ctx, oof, covered))
             elapsed = time.perf_counter() - start
             if elapsed > ctx.trial_time_limit_s and i < len(ctx.folds) - 1:
                 raise TrialTimeout(
@@ -192,6 +201,15 @@ def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] 
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return {**base, "status": "failed", "error": last[:500], "objective": worst_value(metric),
                 "fit_s": time.perf_counter() - start}
+
+
+def _partial_score(ctx: TrialContext, oof: np.ndarray, covered: np.ndarray) -> float:
+    from automl.metrics import get_metric as _get
+
+    try:
+        return float(_get(ctx.metric, ctx.problem_type).fn(ctx.y[covered], oof[covered], ctx.pos_index))
+    except ValueError:  # e.g. one class only in the rows seen so far
+        return float(worst_value(get_metric(ctx.metric, ctx.problem_type)))
 
 
 def _save_oof(ctx: TrialContext, trial_id: str, oof: np.ndarray) -> None:

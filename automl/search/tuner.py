@@ -123,8 +123,11 @@ def _trainable(config: Dict[str, Any], ctx: TrialContext = None, run: Optional[S
         if run and run.output_dir:
             write_result(run.output_dir, row, run.storage_options)
 
+    def on_fold(step: int, score: float) -> None:  # intermediate: no "status" key
+        tune.report({"objective": score, "folds_done": step, "candidate": config.get("candidate")})
+
     with TrialWatchdog(ctx.trial_time_limit_s, on_expire):
-        result = evaluate(config, ctx, trial_id)
+        result = evaluate(config, ctx, trial_id, on_fold if ctx.multi_fidelity and len(ctx.folds) > 1 else None)
     result.update(_placement())
     tune.report(result)
 
@@ -205,6 +208,7 @@ class TrialRecorder(Callback):
         self.state = state
         self.started: Dict[str, Dict[str, Any]] = {}
         self.rows: Dict[str, Dict[str, Any]] = {}
+        self.partial: Dict[str, Dict[str, Any]] = {}
 
     def _persist(self, row: Dict[str, Any]) -> None:
         self.rows[row["trial_id"]] = row
@@ -221,7 +225,10 @@ class TrialRecorder(Callback):
         self.started[trial.trial_id] = dict(trial.config or {})
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if trial.trial_id in self.rows or "status" not in result:
+        if "status" not in result:  # an intermediate (per-fold) report
+            self.partial[trial.trial_id] = result
+            return
+        if trial.trial_id in self.rows:
             return
         self._persist(result_row(trial.trial_id, trial.config, result, self.run.run_id))
 
@@ -242,10 +249,21 @@ class TrialRecorder(Callback):
             self.run.run_id))
 
     def unfinished(self) -> List[Dict[str, Any]]:
-        """Trials that started but neither reported nor failed: stopped by the time budget."""
-        return [{"trial_id": tid, "config": cfg, "candidate": cfg.get("candidate"), "status": "stopped",
-                 "error": "stopped by the run's time budget before it reported"}
-                for tid, cfg in self.started.items() if tid not in self.rows]
+        """Trials that started but never finished: stopped early by the multi-fidelity scheduler
+        (they reported some folds) or by the time budget."""
+        out = []
+        for tid, cfg in self.started.items():
+            if tid in self.rows:
+                continue
+            part = self.partial.get(tid)
+            if part is not None:
+                out.append({"trial_id": tid, "config": cfg, "candidate": cfg.get("candidate"), "status": "pruned",
+                            "error": f"stopped early by ASHA after {part.get('folds_done')} fold(s) "
+                                     f"(score so far {part.get('objective'):.5g})"})
+            else:
+                out.append({"trial_id": tid, "config": cfg, "candidate": cfg.get("candidate"), "status": "stopped",
+                            "error": "stopped by the run's time budget before it reported"})
+        return out
 
 
 def run_search(
@@ -285,10 +303,18 @@ def run_search(
     recorder = TrialRecorder(run, state)
     trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx, run=run), {"cpu": cpus_per_trial})
     storage = storage_path or tempfile.mkdtemp(prefix="automl-tune-")
+    scheduler = None
+    if ctx.multi_fidelity and len(ctx.folds) > 1:
+        from ray.tune.schedulers import ASHAScheduler
+
+        # Successive halving on folds: a trial whose first folds lag behind is stopped early.
+        scheduler = ASHAScheduler(time_attr="training_iteration", metric="objective",
+                                  mode="max" if greater_is_better else "min", max_t=len(ctx.folds),
+                                  grace_period=1, reduction_factor=2)
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=alg, num_samples=remaining, max_concurrent_trials=parallel,
+            search_alg=alg, num_samples=remaining, max_concurrent_trials=parallel, scheduler=scheduler,
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(name="search", storage_path=storage, verbose=0,

@@ -30,6 +30,7 @@ class FastCastPipeline:
         self.rest = pipeline[1:]
         self.order = list(caster.output_types_)
         self.numeric = [c for c, k in caster.column_types.items() if k == "numeric"]
+        self.numeric_index = pd.Index(self.numeric, dtype=object)
         others = {c: k for c, k in caster.column_types.items() if k != "numeric"}
         self.others: Optional[Any] = None
         if others:
@@ -51,18 +52,30 @@ class FastCastPipeline:
         return self.rest.classes_
 
     def cast(self, X: pd.DataFrame) -> pd.DataFrame:
-        block = X[self.numeric].to_numpy(dtype=np.float64, copy=True) if self.numeric else np.empty((len(X), 0))
+        if X.shape[1] == len(self.numeric) and X.columns.equals(self.numeric_index):
+            block = X.to_numpy(dtype=np.float64, copy=True)  # all-numeric input: no column lookups
+        else:
+            block = X[self.numeric].to_numpy(dtype=np.float64, copy=True) if self.numeric else np.empty((len(X), 0))
         block[~np.isfinite(block)] = np.nan
-        out = pd.DataFrame(block, columns=self.numeric, index=X.index)
+        out = pd.DataFrame(block, columns=self.numeric_index, index=X.index)
         if self.others is not None:
             out = pd.concat([out, self.others.transform(X)], axis=1)[self.order]
         return out
 
+    def _features(self, X: pd.DataFrame):
+        # The steps one by one: Pipeline.predict_* re-checks every step is fitted on each call,
+        # which costs more than the model on a one-row request.
+        Xt = self.cast(X)
+        for _, step in self.rest.steps[:-1]:
+            if step is not None and step != "passthrough":
+                Xt = step.transform(Xt)
+        return Xt
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return self.rest.predict(self.cast(X))
+        return self.rest.steps[-1][1].predict(self._features(X))
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return self.rest.predict_proba(self.cast(X))
+        return self.rest.steps[-1][1].predict_proba(self._features(X))
 
 
 class Predictor:
@@ -80,7 +93,16 @@ class Predictor:
         self._fast = fast
 
     def matrix(self, X: pd.DataFrame) -> np.ndarray:
-        return self._fast.predict_matrix(X)
+        """As ``ModelBundle.predict_matrix`` for rows from ``self.schema`` (columns already in order)."""
+        pipe = self._fast.pipeline
+        if not self.classification:
+            return np.asarray(pipe.predict(X), dtype=float)
+        proba = pipe.predict_proba(X)
+        if proba.shape[1] != len(self.bundle.classes):  # a class the model never saw: probability 0
+            full = np.zeros((len(X), len(self.bundle.classes)))
+            full[:, np.asarray(pipe.classes_, dtype=int)] = proba
+            proba = full
+        return proba
 
     def responses(self, m: np.ndarray) -> List[Dict[str, Any]]:
         """One response object per row of a prediction matrix, with the configured keys."""
