@@ -56,6 +56,9 @@ class ValidationConfig:
     n_folds: int = 5
     cv_max_rows: int = 50_000
     holdout_fraction: float = 0.2
+    # Trials fit on at most this many training rows per fold (a fixed stratified sample);
+    # the final refit uses all rows. None: no cap.
+    max_train_rows: Optional[int] = 250_000
     # From this many rows on, trials report after each fold and ASHA stops poor ones early.
     multi_fidelity_min_rows: int = 10_000
 

@@ -81,7 +81,8 @@ class WeightedEnsemble(BaseEstimator):
         return full
 
     def predict_proba(self, X) -> np.ndarray:
-        return sum(w * self._member_proba(e, X) for e, w in zip(self.estimators, self.weights))
+        p = sum(w * self._member_proba(e, X) for e, w in zip(self.estimators, self.weights))
+        return p / p.sum(axis=1, keepdims=True)  # exact row sums despite float weights
 
     def predict(self, X) -> np.ndarray:
         if self.problem_type == "regression":

@@ -1,12 +1,13 @@
 """After the search: choose the final model (ensemble or best single), refit it, tune its threshold.
 
-Members are refit on all training rows in parallel Ray tasks; the ensemble is skipped (and the
+Members are refit on all training rows in parallel threads; the ensemble is skipped (and the
 reason logged) when its refit would not fit in the time left.
 """
 from __future__ import annotations
 
 import io
 import json
+import os
 import logging
 import pickle
 import time
@@ -20,7 +21,7 @@ from automl.ensemble import WeightedEnsemble, caruana_select
 from automl.model import apply_temperature, fit_temperature
 from automl.metrics import THRESHOLD_METRICS, get_metric, score_all, tune_threshold
 from automl.problem import ProblemInfo
-from automl.search.trial import TrialContext, build_pipeline
+from automl.search.trial import TrialContext, _latency_ms, build_pipeline
 
 log = logging.getLogger(__name__)
 ENSEMBLE_ID = "ensemble"
@@ -41,34 +42,25 @@ def _refit_one(candidate, params, column_types, problem_type, seed, X, y):
     return pipe, time.perf_counter() - t
 
 
-def refit_many(ctx: TrialContext, specs: List[tuple], cheap: bool = False) -> List[Any]:
-    """Refit (candidate name, params) pairs on all rows, in parallel Ray tasks unless ``cheap``
-    (then in this process: starting task workers costs a few seconds)."""
-    import ray
+def refit_many(ctx: TrialContext, specs: List[tuple], workers: int = 1) -> List[Any]:
+    """Refit (candidate name, params) pairs on all rows, ``workers`` at a time in threads of this
+    process (XGBoost and scikit-learn's trees release the GIL; no worker start-up to pay)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    if len(specs) == 1 or not ray.is_initialized() or cheap:
-        return [_refit_one(ctx.candidates[n], p, ctx.column_types, ctx.problem_type, ctx.seed, ctx.X, ctx.y)[0]
-                for n, p in specs]
-    task = ray.remote(num_cpus=1)(_refit_one)
-    X_ref, y_ref = ray.put(ctx.X), ray.put(ctx.y)
-    futures = [task.remote(ctx.candidates[n], p, ctx.column_types, ctx.problem_type, ctx.seed, X_ref, y_ref)
-               for n, p in specs]
-    return [f[0] for f in ray.get(futures)]
+    def one(spec):
+        name, params = spec
+        return _refit_one(ctx.candidates[name], params, ctx.column_types, ctx.problem_type, ctx.seed, ctx.X, ctx.y)[0]
+
+    if workers <= 1 or len(specs) == 1:
+        return [one(s) for s in specs]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, specs))
 
 
 def _score(info: ProblemInfo, y: np.ndarray, pred: np.ndarray) -> float:
     if info.problem_type == "binary" and info.metric in THRESHOLD_METRICS:
         return tune_threshold(y, pred, info.metric, info.pos_index)[1]
     return get_metric(info.metric, info.problem_type).fn(y, pred, info.pos_index)
-
-
-def _latency_ms(model, X: pd.DataFrame, problem_type: str) -> float:
-    times = []
-    for _ in range(3):
-        t = time.perf_counter()
-        model.predict(X.iloc[:1]) if problem_type == "regression" else model.predict_proba(X.iloc[:1])
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1000)
 
 
 def finalize(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], info: ProblemInfo,
@@ -100,10 +92,8 @@ def finalize(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], in
         members = [(ids[i], w) for i, w in enumerate(selection.weights) if w > 0]
         cost = sum(float(lb.loc[lb["trial_id"].astype(str) == t, "fit_s"].iloc[0]) / max(1, len(ctx.folds)) * 1.3
                    for t, _ in members)
-        import ray
-
-        parallel = max(1, int(ray.cluster_resources().get("CPU", 1))) if ray.is_initialized() else 1
-        left = deadline - time.time() - 2.0
+        parallel = max(1, min(os.cpu_count() or 1, len(members)))  # refits run on this machine
+        left = deadline - time.time() - 1.0
         if cost / parallel > left:
             log.info("ensemble of %d skipped: its refit needs about %.0f s, %.0f s left", len(members),
                      cost / parallel, left)
@@ -112,9 +102,11 @@ def finalize(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], in
     if selection is not None:
         log.info("ensemble kept: %d member(s), validation %s %.5f vs best single %.5f", len(members),
                  info.metric, selection.score, selection.best_single_score)
-        fitted = refit_many(ctx, [(by_id[t]["candidate"], refit_of(t)) for t, _ in members], cheap=cost < 3.0)
+        fitted = refit_many(ctx, [(by_id[t]["candidate"], refit_of(t)) for t, _ in members], workers=parallel)
         model = WeightedEnsemble(fitted, [w for _, w in members], info.problem_type, len(info.classes))
         oof = sum(w * oofs[t] for t, w in members)
+        if oof.ndim == 2:
+            oof = oof / oof.sum(axis=1, keepdims=True)
         chosen = {"trial_id": ENSEMBLE_ID, "candidate": ENSEMBLE_ID, "score": selection.score,
                   "members": [{"trial_id": t, "candidate": by_id[t]["candidate"], "weight": round(float(w), 4)}
                               for t, w in members]}

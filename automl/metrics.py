@@ -37,7 +37,21 @@ def _bin(fn):
 
 
 def _auc(y, p, pos):
-    return float(skm.roc_auc_score((y == pos).astype(int), p[:, pos]))
+    """ROC AUC as the Mann-Whitney statistic (average ranks for ties): exact, and much faster
+    than scikit-learn's for the thousands of calls ensemble selection makes."""
+    from scipy.stats import rankdata
+
+    positive = y == pos
+    n_pos = int(positive.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("AUC needs both classes in y_true")
+    ranks = rankdata(p[:, pos])
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _accuracy(y, p, pos):
+    return float(np.mean(_labels(p, pos=pos) == y))
 
 
 def _logloss(y, p, pos):
@@ -57,7 +71,7 @@ METRICS: Dict[str, Dict[str, Metric]] = {
     },
     "binary": {
         "f1": Metric("f1", True, False, _bin(skm.f1_score)),
-        "accuracy": Metric("accuracy", True, False, _cls(skm.accuracy_score)),
+        "accuracy": Metric("accuracy", True, False, _accuracy),
         "auc": Metric("auc", True, True, _auc),
         "balanced_accuracy": Metric("balanced_accuracy", True, False, _cls(skm.balanced_accuracy_score)),
         "precision": Metric("precision", True, False, _bin(skm.precision_score)),
@@ -65,7 +79,7 @@ METRICS: Dict[str, Dict[str, Metric]] = {
         "logloss": Metric("logloss", False, True, _logloss),
     },
     "multiclass": {
-        "accuracy": Metric("accuracy", True, False, _cls(skm.accuracy_score)),
+        "accuracy": Metric("accuracy", True, False, _accuracy),
         "balanced_accuracy": Metric("balanced_accuracy", True, False, _cls(skm.balanced_accuracy_score)),
         "f1_macro": Metric("f1_macro", True, False, _macro(skm.f1_score)),
         "precision_macro": Metric("precision_macro", True, False, _macro(skm.precision_score)),

@@ -13,7 +13,6 @@ tasks on the current cluster (a bounded window in flight), still writing them in
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import time
 from collections import deque

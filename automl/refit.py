@@ -21,6 +21,7 @@ import yaml
 
 from automl import artifacts as art
 from automl.candidates.generate import Candidate
+from automl.data.compact import compact_features
 from automl.errors import ArtifactError
 from automl.model import ModelBundle
 from automl.problem import ProblemInfo, encode_target
@@ -95,7 +96,8 @@ def refit_trial(run: "Run", row: pd.Series) -> ModelBundle:
                        positive_class=s.get("positive_class"))
     seed = _seed(run)
     pipeline = build_pipeline(candidate, params, column_types, info.problem_type, seed)
-    pipeline.fit(train[features], encode_target(train[s["target"]], info))
+    X = compact_features(train[features], column_types)  # the table the search and the best refit saw
+    pipeline.fit(X, encode_target(train[s["target"]], info))
     log.info("refit trial %s (%s) on %d rows in %.1f s", trial_id, name, len(train), time.time() - started)
     score, threshold = row.get("objective"), row.get("threshold")
     threshold = None if threshold is None or pd.isna(threshold) or info.problem_type != "binary" else float(threshold)

@@ -25,6 +25,8 @@ from automl.notebooks import write_notebooks
 from automl.report import write_report
 from automl.candidates.space import params_of
 from automl.config import to_yaml
+from automl.data.compact import compact_features
+from automl.search.sampling import cap_fold_rows
 from automl.manifest import write_manifest
 from automl.redact import install_log_filter, redacted_yaml
 from automl.search.resume import begin_run
@@ -76,6 +78,7 @@ def load_training_data(cfg: DictConfig, frame: Optional[pd.DataFrame] = None):
 
 
 TRAIN_DATA_FILE = "data/train.parquet"
+REPORT_RESERVE_S = 4.0  # what writing report.html, the summary and the manifest may take
 
 
 def save_training_data(out: str, df: pd.DataFrame, so: Dict[str, Any]) -> None:
@@ -173,9 +176,13 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
         df, test_df = train_test_split(df, test_size=test_fraction, random_state=cfg.seed, stratify=strat)
         df, test_df = df.reset_index(drop=True), test_df.reset_index(drop=True)
         log.info("held out %d rows (%.0f%%) as test data", len(test_df), 100 * test_fraction)
+    phase = time.time()
     save_training_data(out, df, so)
+    log.info("saved the training rows to %s in %.1f s", TRAIN_DATA_FILE, time.time() - phase)
+    phase = time.time()
     X = df.drop(columns=[target])
     column_types = infer_column_types(X)
+    log.info("inferred %d column types in %.1f s", len(column_types), time.time() - phase)
     from automl.monitor import write_baseline  # baseline/ for `automl monitor`; never fails the fit
     write_baseline(out, X, column_types, so, target=target, ignored=list(cfg.data.drop))
     features = [c for c, t in column_types.items() if t in FEATURE_TYPES]
@@ -209,9 +216,10 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
 
     folds = make_folds(y, info.problem_type, cfg.validation.n_folds, cfg.validation.cv_max_rows,
                        cfg.validation.holdout_fraction, cfg.seed)
+    folds = cap_fold_rows(folds, y, cfg.validation.get("max_train_rows"), info.problem_type, cfg.seed)
     budget_total = float(cfg.budget.time_limit_s)
     trial_limit = cfg.budget.trial_time_limit_s or max(10.0, budget_total / 4)
-    ctx = TrialContext(X=X[features], y=y, folds=folds, column_types=feature_types,
+    ctx = TrialContext(X=compact_features(X[features], feature_types), y=y, folds=folds, column_types=feature_types,
                        candidates={c.name: c for c in candidates}, problem_type=info.problem_type,
                        metric=info.metric, n_classes=len(info.classes), pos_index=info.pos_index,
                        seed=cfg.seed, trial_time_limit_s=trial_limit, output_dir=out, storage_options=so,
@@ -222,7 +230,8 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     phase = time.time()
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
     log.info("ray ready in %.1f s", time.time() - phase)
-    reserve = max(4.0, 0.1 * budget_total)  # final refit (ensemble members in parallel) and writing
+    # Kept back from the search: the final refit (ensemble members in parallel), the report and writing.
+    reserve = max(6.0, 0.15 * budget_total + REPORT_RESERVE_S)
     search_budget = deadline - time.time() - reserve
     if search_budget < 1 and not state.previous_rows:
         raise SearchError(
@@ -248,7 +257,8 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     best = done.iloc[0]
     log.info("best trial %s (%s): %s=%.5f", best.trial_id, best.candidate, info.metric, best.objective)
     phase = time.time()
-    model, chosen, threshold, lb = finalize(ctx, lb, rows, info, deadline, out, so, ensemble=cfg.search.ensemble)
+    model, chosen, threshold, lb = finalize(ctx, lb, rows, info, deadline - REPORT_RESERVE_S, out, so,
+                                            ensemble=cfg.search.ensemble)
     art.write_text(art.join(out, art.LEADERBOARD_FILE), lb.to_csv(index=False), so)
     bundle = ModelBundle(pipeline=model, problem_type=info.problem_type, target=target, feature_columns=features,
                          column_types=feature_types, classes=info.classes, positive_class=info.positive_class,
@@ -280,7 +290,7 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     summary.update({"resumed": state.resumed, "wall_time_total_s": round(state.spent_s, 2)})  # all attempts
     state.save("finished")
     art.write_json(art.join(out, art.SUMMARY_FILE), summary, so)
-    write_report(out, so, summary, bundle, cfg.seed)  # report.html; a failure is a warning, never fails the fit
+    write_report(out, so, summary, bundle, cfg.seed, deadline)  # report.html; a failure only logs a warning
     log.info("done in %.1f s; run folder: %s", summary["wall_time_s"], out)
     write_manifest(out, so)  # last: digests every file written so far (see automl/manifest.py)
     return Run(out, storage_options=so)

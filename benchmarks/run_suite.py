@@ -146,7 +146,9 @@ def main() -> int:
     strict = sum(r.get("result") == "win" for r in rows)
     print(f"\nat least the best peer (within tolerance): {wins}/{len(rows)}; strictly better than all: {strict}")
     if args.peers:
-        print("peer runs: see benchmarks/run_peers.py (needs flaml / autogluon installed)")
+        print("\npeer runs on this machine (benchmarks/run_peers.py):", flush=True)
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run_peers.py"), "--suite", str(suite_dir),
+                        "--datasets", ",".join(names), "--budget", str(args.budget)], check=False)
     return 0
 
 

@@ -1,7 +1,7 @@
 """Endpoint latency and throughput of `automl serve` on the digits model; prints the numbers.
 
-    python benchmarks/serve_latency.py [--run-dir DIR] [--requests 2000] [--seconds 30]
-        [--clients 16] [--repeats 3] [--backend uvicorn|ray]
+    python benchmarks/serve_latency.py [--run-dir DIR] [--trial ID] [--requests 2000] [--seconds 30]
+        [--clients 16] [--repeats 3] [--backend uvicorn|ray] [--replicas N]
 
 Without --run-dir it first runs `automl fit` on the digits demo with a small budget. Then it
 starts `automl serve` on a free loopback port and measures, from a client on the same machine:
@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import List, Tuple
+
+import psutil
 
 BIN = Path(sys.executable).parent
 
@@ -126,6 +128,18 @@ async def concurrent(port: int, rows: List[bytes], clients: int, seconds: float)
     return ok, errors, time.perf_counter() - started
 
 
+def server_cpu(server: "psutil.Process") -> float:
+    """CPU seconds of the server and its children (robust to other load on a shared machine)."""
+    total = 0.0
+    for p in [server] + server.children(recursive=True):
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def pct(values: List[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))] * 1000
@@ -157,32 +171,41 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--backend", default="uvicorn", choices=["uvicorn", "ray"])
     ap.add_argument("--replicas", type=int, default=1)
+    ap.add_argument("--trial", help="serve this trial instead of the run's model")
     args = ap.parse_args()
     run_dir = args.run_dir or fit_digits(tempfile.mkdtemp(prefix="digits-"), args.fit_budget_s)
     rows = csv_rows(run_dir)
     port = free_port()
     cmd = automl_cmd() + ["serve", f"run_dir={run_dir}", f"port={port}", f"serve.backend={args.backend}",
-                          f"serve.replicas={args.replicas}"]
+                          f"serve.replicas={args.replicas}"] + ([f"trial={args.trial}"] if args.trial else [])
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(port, proc)
         asyncio.run(sequential(port, rows, 200))  # warm-up
-        p50s, p99s, rates, errs = [], [], [], []
+        server = psutil.Process(proc.pid)
+        p50s, p99s, rates, errs, cpu_seq, cpu_conc = [], [], [], [], [], []
         for r in range(args.repeats):
+            c0 = server_cpu(server)
             times = asyncio.run(sequential(port, rows, args.requests))
+            cpu_seq.append((server_cpu(server) - c0) / args.requests * 1000)
             p50s.append(pct(times, 50))
             p99s.append(pct(times, 99))
+            c0 = server_cpu(server)
             ok, errors, took = asyncio.run(concurrent(port, rows, args.clients, args.seconds))
+            cpu_conc.append((server_cpu(server) - c0) / max(1, ok) * 1000)
             rates.append(ok / took)
             errs.append(errors)
-            print(f"repeat {r + 1}: single-row p50 {p50s[-1]:.2f} ms, p99 {p99s[-1]:.2f} ms | "
-                  f"{args.clients} clients x {args.seconds:.0f} s: {rates[-1]:.0f} req/s, {errors} errors", flush=True)
+            print(f"repeat {r + 1}: single-row p50 {p50s[-1]:.2f} ms, p99 {p99s[-1]:.2f} ms "
+                  f"(server CPU {cpu_seq[-1]:.2f} ms/request) | {args.clients} clients x {args.seconds:.0f} s: "
+                  f"{rates[-1]:.0f} req/s, {errors} errors (server CPU {cpu_conc[-1]:.2f} ms/request)", flush=True)
         print(json.dumps({
-            "backend": args.backend, "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
+            "backend": args.backend, "trial": args.trial or "(run's model)", "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
             "requests": args.requests, "repeats": args.repeats,
             "p50_ms_median": round(statistics.median(p50s), 2), "p99_ms_median": round(statistics.median(p99s), 2),
             "clients": args.clients, "seconds": args.seconds,
             "req_per_s_median": round(statistics.median(rates), 1), "errors_total": int(sum(errs)),
+            "server_cpu_ms_per_request_sequential": round(statistics.median(cpu_seq), 3),
+            "server_cpu_ms_per_request_concurrent": round(statistics.median(cpu_conc), 3),
         }))
     finally:
         proc.terminate()

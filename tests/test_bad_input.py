@@ -136,7 +136,7 @@ def _nan_inf_target(p: Path) -> None:
 
 def _mixed(p: Path) -> None:
     df = _base()
-    df["mixed"] = [i if i % 3 else f"s{i}" for i in range(len(df))]
+    df["mixed"] = [i % 7 if i % 3 else f"s{i % 4}" for i in range(len(df))]
     df["mixed_float"] = [str(v) if i % 5 else "n/a" for i, v in enumerate(RNG.normal(size=len(df)))]
     p.write_text(_csv(df))
 
@@ -156,6 +156,12 @@ def _unicode_target(p: Path) -> None:
 def _check_cols(*names):
     def check(df):
         assert list(df.columns)[: len(names)] == list(names), list(df.columns)
+    return check
+
+
+def _check_type(col, kind):
+    def check(df):
+        assert infer_column_types(df.drop(columns=["y"]))[col] == kind, infer_column_types(df)
     return check
 
 
@@ -179,12 +185,12 @@ CASES = [
     Case("one row", "a.csv", lambda p: p.write_text("x,c,y\n1.0,a,yes\n"), error="single value"),
     Case("NaN and inf target (regression)", "a.csv", _nan_inf_target, dropped=4),
     Case("target all missing", "a.csv", lambda p: p.write_text("x,y\n1,\n2,\n3,\n"), error="all missing"),
-    Case("mixed-type columns", "a.csv", _mixed),
-    Case("all-missing columns", "a.csv", _all_missing),
-    Case("10,000-level categorical", "a.csv", _many_levels),
-    Case("100 classes, 2 rows each", "a.csv", _hundred_classes),
-    Case("dates in several formats", "a.csv", _dates,
-         check=lambda df: None),
+    Case("mixed-type columns", "a.csv", _mixed, check=_check_type("mixed", "categorical")),
+    Case("all-missing columns", "a.csv", _all_missing, check=_check_type("empty_txt", "constant")),
+    Case("10,000-level categorical", "a.csv", _many_levels, check=_check_type("big", "categorical")),
+    Case("100 classes, 2 rows each", "a.csv", _hundred_classes,
+         check=lambda df: len(resolve_problem(df["y"], "auto", "auto", "y").classes) == 100 or pytest.fail()),
+    Case("dates in several formats", "a.csv", _dates, check=_check_type("when", "datetime")),
     Case("ragged rows (extra field)", "a.csv", _ragged, error="line 8"),
     Case("short rows (missing fields)", "a.csv", _short_rows, dropped=1),
     Case("quoted newlines", "a.csv", _quoted_newlines, check=lambda df: len(df) == 60 or pytest.fail(str(len(df)))),
@@ -193,14 +199,14 @@ CASES = [
     Case("huge numeric values", "a.csv", _huge_values),
     Case("excel, several sheets (named)", "a.xlsx", _excel_sheets, extra=("data.sheet=train",)),
     Case("excel, unknown sheet", "a.xlsx", _excel_sheets, extra=("data.sheet=nope",), error="sheet 'nope'"),
-    Case("parquet with nested types", "a.parquet", _nested_parquet),
+    Case("parquet with nested types", "a.parquet", _nested_parquet, check=_check_value("tags", '["t1", "t2"]')),
     Case("target name with spaces and unicode", "a.csv", _unicode_target, target="Zielgröße (ja/nein) ✓"),
     Case("target not a column", "a.csv", lambda p: p.write_text(_csv(_base())), target="label",
          error="'label' is not a column"),
     Case("gzip-compressed csv", "a.csv.gz", lambda p: p.write_bytes(gzip.compress(_csv(_base()).encode()))),
     Case("tab-separated .txt", "a.txt", lambda p: p.write_text(_base().to_csv(index=False, sep="\t"))),
     Case("binary garbage named .csv", "a.csv", lambda p: p.write_bytes(bytes(range(256)) * 20),
-         error="not a text table"),
+         error="does not look like a text table"),
     Case("json lines with a broken line", "a.jsonl",
          lambda p: p.write_text('{"x": 1, "y": "a"}\n{"x": 2, "y": \n'), error="cannot parse"),
     Case("whitespace around header names", "a.csv", lambda p: p.write_text(" x , c ,y \n" + _csv(_base(), header=False)),
@@ -226,7 +232,7 @@ def _fit_small(df: pd.DataFrame, target: str, extra=()) -> None:
     from automl.candidates.generate import generate_candidates
     from automl.search.trial import build_pipeline, predict_matrix
 
-    cfg = compose_config([f"data.target={target}", "data.path=<dataframe>", *extra])
+    cfg = compose_config([*extra], values={"data": {"target": target, "path": "<dataframe>"}})
     frame, _ = load_training_data(cfg, frame=df)
     info = resolve_problem(frame[target], "auto", "auto", target)
     frame = _drop_bad_targets(frame, target, info.problem_type, "training")
@@ -246,15 +252,24 @@ def _fit_small(df: pd.DataFrame, target: str, extra=()) -> None:
         assert np.all(np.isfinite(out)), (cand.name, out[:3])
 
 
+@pytest.fixture
+def fresh_cli_logging():
+    """The CLI binds its log handler to the sys.stderr of the moment; give each test its own."""
+    root = logging.getLogger("automl")
+    saved = list(root.handlers)
+    root.handlers.clear()
+    yield
+    root.handlers[:] = saved
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input(case: Case, tmp_path, capsys, caplog):
+def test_bad_input(case: Case, tmp_path, capsys, caplog, fresh_cli_logging):
     path = tmp_path / case.file
     case.write(path)
     overrides = [f"data.path={path}", f"data.target={case.target}", *case.extra]
     if case.error is not None:
         # The real CLI entry point (in process; no Ray is needed to refuse bad data).
-        code = cli_main(["fit", *(o if "=" not in o or " " not in o else o for o in overrides),
-                         f"output_dir={tmp_path / 'run'}", "budget.max_trials=1"])
+        code = cli_main(["fit", *overrides, f"output_dir={tmp_path / 'run'}", "budget.max_trials=1"])
         err = capsys.readouterr().err.strip()
         assert code == 2, err
         assert "Traceback" not in err

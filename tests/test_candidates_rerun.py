@@ -7,7 +7,6 @@ import pty
 import select
 import subprocess
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -134,3 +133,16 @@ def test_live_view_redraws_on_a_terminal_and_degrades_to_lines():
     assert "2 completed | 1 failed" in last and "best    f1 0.90000 (dpp1-linear)" in last
     assert "/ 1:00" in last and "dpp2-mlp: failed - ValueError: boom" in last
     assert isinstance(make_progress(10, 60.0, "f1", True, stream=io.StringIO()), ProgressLogger)
+
+
+def test_candidate_file_with_a_misspelt_setting_is_a_config_error(tmp_path):
+    from automl.candidates.from_dir import apply_candidates_dir
+    from automl.config import compose_config
+
+    (tmp_path / "dpp0-xgboost.yaml").write_text("algorithm: xgboost\nprocessing: {scal: none}\n")
+    cfg = compose_config([f"candidates_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match="candidate schema.*scal"):
+        apply_candidates_dir(cfg)
+    (tmp_path / "dpp0-xgboost.yaml").write_text("algorithm: xgboost\nprocessing: {scale: none}\n")
+    apply_candidates_dir(cfg)
+    assert list(cfg.candidates) == ["dpp0-xgboost"] and cfg.candidates["dpp0-xgboost"].processing.scale == "none"

@@ -40,7 +40,7 @@ def _start_node(args: list[str], temp_dir: Path, env: dict, log: Path) -> subpro
 
 def _stop(proc: subprocess.Popen) -> None:
     """Stop one node: its `ray start --block` process group, SIGTERM then SIGKILL."""
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+    for sig, wait in ((signal.SIGTERM, 3), (signal.SIGKILL, 5)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
@@ -92,7 +92,7 @@ def cluster(tmp_path, s3_server):
                        head_tmp, env, tmp_path / "head.log")
     worker = None
     try:
-        time.sleep(3)
+        time.sleep(2)
         worker = _start_node([f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
                               f'--resources={{"{WORKER_RESOURCE}": 1}}'], worker_tmp, env, tmp_path / "worker.log")
         info = _wait_for_nodes(address, env, 2)

@@ -109,3 +109,11 @@ def test_secrets_are_masked_in_configs_and_logs():
     assert redact_text("Authorization: tok-123456") == "Authorization: ***"
     assert redact({"api_key": "x1", "nested": {"password": "p", "n": 3}, "max_categories": 30}) == {
         "api_key": "***", "nested": {"password": "***", "n": 3}, "max_categories": 30}
+
+
+def test_serve_refuses_a_tampered_model(run_copy):
+    from automl.serving.server import load_endpoint, serve_options
+
+    (run_copy / "model.pkl").write_bytes((run_copy / "model.pkl").read_bytes() + b"\x00")
+    with pytest.raises(ArtifactError, match="sha256"):
+        load_endpoint(serve_options([f"run_dir={run_copy}"]))

@@ -106,7 +106,7 @@ def test_time_budget_is_enforced(tmp_path):
     from conftest import automl_cli, make_binary_frame
 
     make_binary_frame(3000, seed=5).to_csv(tmp_path / "d.csv", index=False)
-    budget = 40
+    budget = 45
     res = automl_cli("fit", f"data.path={tmp_path}/d.csv", "data.target=y", f"budget.time_limit_s={budget}",
                      "budget.max_trials=250", f"output_dir={tmp_path}/run", timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]

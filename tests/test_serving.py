@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -238,21 +237,64 @@ def test_fast_path_equals_the_saved_pipeline(tiny_run):
     frame.loc[0, "x1"] = np.inf
     frame.loc[1, "color"] = None
     frame.loc[2, "color"] = "purple"  # unseen category
-    for trial_id in tiny_run.leaderboard["trial_id"].head(3):
+    lb = tiny_run.leaderboard
+    for trial_id in lb[lb["status"] == "completed"]["trial_id"]:  # every algorithm of the run
         bundle = tiny_run.trial_model(trial_id)
         pred = Predictor(bundle, InputSchema.from_model(bundle, training_dtypes(tiny_run)))
         np.testing.assert_allclose(pred.matrix(pred.schema.coerce(frame)), bundle.predict_matrix(frame), rtol=1e-12)
+    # an ensemble: every member takes the fast path
+    import copy
+
+    from automl.ensemble import WeightedEnsemble
+
+    singles = lb[(lb["status"] == "completed") & (lb["candidate"] != "ensemble")]["trial_id"].head(2)
+    members = [tiny_run.trial_model(t).pipeline for t in singles]
+    ensemble = copy.copy(bundle)
+    ensemble.pipeline = WeightedEnsemble(members, [0.3, 0.7], "binary", 2)
+    pred = Predictor(ensemble, InputSchema.from_model(ensemble, training_dtypes(tiny_run)))
+    assert all(type(e).__name__ == "FastCastPipeline" for e in pred._fast.pipeline.estimators)
+    np.testing.assert_allclose(pred.matrix(pred.schema.coerce(frame)), ensemble.predict_matrix(frame), rtol=1e-12)
+
+
+def test_fast_forest_sums_trees_like_the_forest():
+    from sklearn.ensemble import ExtraTreesRegressor, RandomForestClassifier
+
+    from automl.serving.predictor import FastForest
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(80, 4)), rng.integers(0, 3, 80)
+    clf = RandomForestClassifier(n_estimators=7, n_jobs=1, random_state=0).fit(X, y)
+    reg = ExtraTreesRegressor(n_estimators=7, n_jobs=1, random_state=0).fit(X, X[:, 0])
+    assert FastForest.applies(clf) and FastForest.applies(reg)
+    np.testing.assert_array_equal(FastForest(clf).predict_proba(X[:9]), clf.predict_proba(X[:9]))
+    np.testing.assert_array_equal(FastForest(reg).predict(X[:9]), reg.predict(X[:9]))
 
 
 def test_serve_option_errors(tiny_run):
-    res = automl_cli("serve", f"run_dir={tiny_run.run_dir}", "serve.backend=flask")
-    assert res.returncode == 2 and "serve.backend" in res.stderr and "Traceback" not in res.stderr
-    res = automl_cli("serve", f"run_dir={tiny_run.run_dir}", "response_keys=[score]")
-    assert res.returncode == 2 and "response_keys" in res.stderr
+    from automl.errors import ConfigError
+    from automl.serving.server import load_endpoint, serve_options
+
     res = automl_cli("serve", f"run_dir={tiny_run.run_dir}", "trial=nope")
     assert res.returncode == 2 and "trial='nope'" in res.stderr and tiny_run.best_trial_id in res.stderr
-    res = automl_cli("serve", f"run_dir={tiny_run.run_dir}", "capture.enabled=true")
-    assert res.returncode == 2 and "capture.destination" in res.stderr
+    assert "Traceback" not in res.stderr
+    for args, words in ((["serve.backend=flask"], "serve.backend"), (["response_keys=[score]"], "response_keys"),
+                        (["port=99999"], "port"), (["api_key="], "api_key"), (["bogus=1"], "unknown key 'bogus'")):
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            serve_options([f"run_dir={tiny_run.run_dir}", *args])
+    import socket
+
+    from automl.serving.server import _check_port
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(ConfigError, match="cannot listen"):
+            _check_port("127.0.0.1", busy.getsockname()[1])
+    for args, words in ((["capture.enabled=true"], "capture.destination"),
+                        (["capture.enabled=true", "capture.destination=/tmp/x", "capture.sampling_percentage=150"],
+                         "sampling_percentage")):
+        with pytest.raises(ConfigError, match=words):
+            load_endpoint(serve_options([f"run_dir={tiny_run.run_dir}", *args]))
 
 
 @pytest.mark.slow

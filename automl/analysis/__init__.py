@@ -11,7 +11,7 @@ from automl.analysis.power import prediction_power, top_correlations
 from automl.analysis.profile import TargetAnalysis, column_table, dataset_summary, resolve_types, target_analysis
 
 __all__ = ["Analysis", "analyse", "column_table", "dataset_summary", "disguised_missing", "find_insights",
-           "Insight", "prediction_power", "target_analysis", "TargetAnalysis", "top_correlations"]
+           "Insight", "prediction_power", "resolve_types", "target_analysis", "TargetAnalysis", "top_correlations"]
 
 
 @dataclass

@@ -36,7 +36,6 @@ def plot_target(y: pd.Series, problem_type: str):
         ax.set_ylabel("rows")
         ax.set_title("class frequencies")
         ax.tick_params(axis="x", rotation=45 if len(counts) > 6 else 0)
-    fig.tight_layout()
     return fig
 
 
@@ -49,7 +48,6 @@ def plot_power(power: pd.Series, k: int = 20):
     ax.set_xlim(0, 1)
     ax.set_xlabel("prediction power (0 = chance, 1 = perfect)")
     ax.set_title(f"top {len(top)} features on their own")
-    fig.tight_layout()
     return fig
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
-import numpy as np
 import pandas as pd
 
 from automl.data.types import COLUMN_TYPES, infer_column_types

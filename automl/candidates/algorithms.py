@@ -37,7 +37,7 @@ def _mlp(problem_type: str, params: Dict[str, Any], seed: int):
     params = dict(params)
     width = int(params.pop("width", 128))
     depth = int(params.pop("depth", 1))
-    kw = dict(hidden_layer_sizes=(width,) * depth, early_stopping=True, max_iter=300, random_state=seed)
+    kw = dict(hidden_layer_sizes=(width,) * depth, early_stopping=True, max_iter=200, random_state=seed)
     kw.update(params)
     return (MLPRegressor if problem_type == "regression" else MLPClassifier)(**kw)
 

@@ -28,12 +28,13 @@ from automl.errors import DataError
 
 DATE_PARTS = ("year", "month", "day", "dayofweek", "hour")
 MISSING_TOKEN = "__missing__"
+NUMERIC_CLIP = 1e15  # |x| above this is clipped (squares stay far below float64's range)
 
 
 class FeatureCaster(TransformerMixin, BaseEstimator):
     """Select the feature columns and cast each to its inferred type.
 
-    Non-finite numbers become missing; datetimes become numeric parts; categoricals become
+    Non-finite numbers become missing and extreme ones are clipped to +-1e15; datetimes become numeric parts; categoricals become
     strings. Columns absent at predict time raise a DataError that names them.
     """
 
@@ -65,7 +66,8 @@ class FeatureCaster(TransformerMixin, BaseEstimator):
             s = X[col]
             if kind == "numeric":
                 v = pd.to_numeric(s, errors="coerce").astype(float)
-                out[col] = v.where(np.isfinite(v))
+                # extreme values are clipped so scaling and float32 models cannot overflow
+                out[col] = v.where(np.isfinite(v)).clip(-NUMERIC_CLIP, NUMERIC_CLIP)
             elif kind == "boolean":
                 out[col] = _to_bool(s)
             elif kind == "datetime":

@@ -1,12 +1,14 @@
 """Read and write tables (CSV, TSV/TXT, Excel, Parquet, JSON Lines; gzip) on any fsspec URL."""
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import logging
 from typing import Any, Dict, Optional
 
 import fsspec
+import numpy as np
 import pandas as pd
 
 from automl.errors import DataError
@@ -78,41 +80,104 @@ def read_table(
         raise DataError(f"{what}: {path} is empty; give a file with a header row and data rows")
     try:
         df = _parse(raw, fmt, sheet, nrows)
-    except DataError:
-        raise
+    except DataError as exc:  # a problem _parse found: say which file
+        raise DataError(f"{what}: {path}: {exc.message}") from None
     except Exception as exc:  # parser errors come in many types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{what}: cannot parse {path} as {fmt}: {first}") from None
     if df.shape[1] == 0 or len(df) == 0:
         raise DataError(f"{what}: {path} has no data rows; give a file with a header row and data rows")
-    df.columns = [str(c) for c in df.columns]
-    return df
+    names = [str(c).strip() for c in df.columns]
+    if names != [str(c) for c in df.columns]:
+        log.info("stripped spaces around column names in %s", path)
+    df.columns = names
+    return _flatten_nested(df)
 
 
-def _decode(raw: bytes) -> str:
-    for enc in ("utf-8-sig", "cp1252", "latin-1"):
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def _encoding(raw: bytes) -> str:
+    """The text encoding: a BOM decides (UTF-8/16/32), else UTF-8, then cp1252, then latin-1.
+
+    Checked with an incremental decoder over 1 MiB blocks, so a large file is never held
+    twice (bytes and text) in memory.
+    """
+    for bom, enc in _BOMS:
+        if raw.startswith(bom):
+            return enc
+    if b"\x00" in raw[:65536]:
+        raise DataError("does not look like a text table (it holds binary NUL bytes); give CSV, TSV, "
+                        "Parquet, Excel or JSON Lines, or name the file by its format (.parquet, .xlsx)")
+    view = memoryview(raw)
+    for enc in ("utf-8-sig", "cp1252"):
+        decoder = codecs.getincrementaldecoder(enc)()
         try:
-            return raw.decode(enc)
+            for i in range(0, len(raw), 1 << 20):
+                decoder.decode(view[i:i + (1 << 20)], final=False)
+            decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             continue
-    return raw.decode("latin-1")  # unreachable: latin-1 decodes every byte
+        if enc != "utf-8-sig":
+            log.info("the file is not UTF-8; decoded it as %s", enc)
+        return enc
+    log.info("the file is neither UTF-8 nor cp1252; decoded it as latin-1")
+    return "latin-1"
+
+
+def _check_header(text: str, sep: str) -> None:
+    """Duplicate names in a delimited header are an error (pandas would rename them silently)."""
+    first = next(csv.reader(io.StringIO(text[:1 << 20]), delimiter=sep), [])
+    names = [n.strip() for n in first]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DataError(f"duplicate column name(s) in the header: {', '.join(dup)}; rename them so each is unique")
+
+
+def _flatten_nested(df: pd.DataFrame) -> pd.DataFrame:
+    """Nested values (Parquet lists/structs, JSON objects) become JSON text, said in the log."""
+    import json
+
+    nested = []
+    for col in df.columns:
+        if df[col].dtype != object:
+            continue
+        sample = df[col].dropna().head(100)
+        if len(sample) and sample.map(lambda v: isinstance(v, (list, dict, tuple, np.ndarray))).any():
+            nested.append(col)
+            df[col] = df[col].map(lambda v: v if v is None or (isinstance(v, float) and np.isnan(v))
+                                  else json.dumps(v.tolist() if isinstance(v, np.ndarray) else v, default=str,
+                                                  sort_keys=True))
+    if nested:
+        log.info("nested column(s) %s stored as JSON text", ", ".join(map(str, nested)))
+    return df
 
 
 def _parse(raw: bytes, fmt: str, sheet: Optional[str], nrows: Optional[int]) -> pd.DataFrame:
     if fmt == "parquet":
         return pd.read_parquet(io.BytesIO(raw))
     if fmt == "excel":
-        return pd.read_excel(io.BytesIO(raw), sheet_name=sheet or 0, nrows=nrows)
+        book = pd.ExcelFile(io.BytesIO(raw))
+        if sheet is not None and sheet not in book.sheet_names:
+            raise DataError(f"data.sheet '{sheet}' is not a sheet of this workbook; its sheets are: "
+                            f"{', '.join(map(str, book.sheet_names))}")
+        if sheet is None and len(book.sheet_names) > 1:
+            log.info("reading the first of %d sheets (%s); choose another with data.sheet=NAME",
+                     len(book.sheet_names), ", ".join(map(str, book.sheet_names)))
+        return book.parse(sheet_name=sheet if sheet is not None else 0, nrows=nrows)
     if fmt == "jsonl":
         return pd.read_json(io.BytesIO(raw), lines=True, nrows=nrows)
-    text = _decode(raw)
+    enc = _encoding(raw)
+    text = raw[:1 << 20].decode(enc, errors="ignore")  # a sample, to sniff the delimiter and header
     sep = _sniff_delimiter(text[:65536]) if fmt == "delimited" else ","
     if fmt == "csv":
         head = text[:65536].splitlines()[0] if text else ""
         if head.count(",") == 0 and (head.count(";") or head.count("\t")):
             sep = _sniff_delimiter(text[:65536])
     decimal = "," if sep == ";" else "."
-    return pd.read_csv(io.StringIO(text), sep=sep, decimal=decimal, nrows=nrows, low_memory=False)
+    _check_header(text.lstrip("\ufeff"), sep)
+    return pd.read_csv(io.BytesIO(raw), sep=sep, decimal=decimal, nrows=nrows, low_memory=False, encoding=enc)
 
 
 def write_table(df: pd.DataFrame, path: str, storage_options: Optional[Dict[str, Any]] = None) -> None:

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import pandas as pd
@@ -225,13 +226,13 @@ def cmd_monitor(args: List[str]) -> int:
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
         raise ConfigError(f"interval_s must be a positive number of seconds; got '{interval}'")
     if "://" not in run_dir:
-        from pathlib import Path
-
         run_dir = str(Path(run_dir).resolve())
     stats, cons = load_baseline(run_dir, opts.get("constraints"))
     meta = {"run_dir": run_dir, "data": data}
     if watch:
         output = str(opts.get("output") or art.join(run_dir, MONITORING_DIR))
+        if "://" not in output:
+            output = str(Path(output).resolve())
         watcher = Watcher(data, stats, cons, output, float(interval), meta, webhook)
         previous = _on_sigterm(watcher.stop)
         try:

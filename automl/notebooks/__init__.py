@@ -6,9 +6,10 @@ from automl.notebooks.build import (
     CANDIDATES,
     EXPLORATION,
     EXPLORATION_SECTIONS,
+    TRAINING_TAG,
     build_notebooks,
     write_notebooks,
 )
 
-__all__ = ["CANDIDATE_SECTIONS", "CANDIDATES", "EXPLORATION", "EXPLORATION_SECTIONS", "build_notebooks",
-           "write_notebooks"]
+__all__ = ["CANDIDATE_SECTIONS", "CANDIDATES", "EXPLORATION", "EXPLORATION_SECTIONS", "TRAINING_TAG",
+           "build_notebooks", "write_notebooks"]

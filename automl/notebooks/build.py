@@ -27,6 +27,7 @@ CANDIDATES = "candidate_definitions.ipynb"
 EXPLORATION_SECTIONS = ("Dataset summary", "Target analysis", "Columns", "Prediction power",
                         "Correlations", "Insights")
 CANDIDATE_SECTIONS = ("How the search runs", "Candidates", "Train one candidate end to end")
+TRAINING_TAG = "automl-trains"  # cells with this tag run when the user executes the notebook, not at fit time
 
 _LOAD = """\
 import json
@@ -125,9 +126,12 @@ def candidates_notebook(summary: Dict[str, Any], names: List[str]) -> nbformat.N
     cells += [
         new_markdown_cell("## Train one candidate end to end\nThe cheapest candidate, at its search space's start "
                           "values, cross-validated exactly as a search trial is (`automl.search.trial.evaluate`); "
-                          "on up to 5,000 rows so this runs in seconds (`max_rows=None` uses all rows)."),
+                          "on up to 2,000 rows so this runs in seconds (`max_rows=None` uses all rows). "
+                          "`automl fit` leaves this one cell unrun, so that writing the notebook trains nothing "
+                          "(`mode=candidates_only` means no training): run it, or *Run All*."),
         new_code_cell("cand = cheapest(candidates)\nprint('training', cand.name)\n"
-                      "train_candidate(cand, df, summary, config, max_rows=5000).to_frame()"),
+                      "train_candidate(cand, df, summary, config, max_rows=2000).to_frame()",
+                      metadata={"tags": [TRAINING_TAG]}),
     ]
     return new_notebook(cells=cells, metadata=_metadata())
 
@@ -164,7 +168,7 @@ def build_notebooks(out: str, so: Dict[str, Any], summary: Dict[str, Any]) -> Li
                          (CANDIDATES, candidates_notebook(summary, list(summary.get("candidates", []))))):
             from automl.notebooks.execute import run_cells
 
-            run_cells(nb, workdir)
+            run_cells(nb, workdir, skip_tag=TRAINING_TAG)
             url = art.join(out, name)
             art.write_text(url, nbformat.writes(nb), so)
             written.append(url)

@@ -98,7 +98,7 @@ def search_settings(config: Dict[str, Any], summary: Dict[str, Any]) -> pd.DataF
 
 
 def train_candidate(cand: Candidate, df: pd.DataFrame, summary: Dict[str, Any], config: Dict[str, Any],
-                    params: Optional[Dict[str, Any]] = None, max_rows: Optional[int] = 5000) -> pd.Series:
+                    params: Optional[Dict[str, Any]] = None, max_rows: Optional[int] = 2000) -> pd.Series:
     """Cross-validate one candidate exactly as a search trial does (``automl.search.trial.evaluate``).
 
     ``params`` default to the search space's start values; ``max_rows`` subsamples the rows so

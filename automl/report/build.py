@@ -22,6 +22,7 @@ from automl.report.html import esc, figures, page, section, table
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
+MIN_IMPORTANCE_S = 1.5  # time left in the run's budget below which permutation importance is skipped
 _HIDDEN = {"params_json", "refit_params_json", "error"}
 _COSTS = ("fit_s", "predict_ms_per_row", "latency_ms_single_row", "model_size_bytes")
 
@@ -31,23 +32,26 @@ def _severity(value: Any) -> str:
 
 
 def _data_section(df: pd.DataFrame, summary: Dict[str, Any]) -> str:
-    from automl.analysis import analyse
+    from automl import analysis
     from automl.analysis import plots
 
-    a = analyse(df, summary["target"], summary["problem_type"], summary.get("problem_type_reason", ""),
-                summary.get("column_types"))
-    body = '<div class="figs"><div>' + table(a.summary) + "</div>"
-    body += "<div>" + table(a.target.table) + "</div></div>"
+    target, problem_type = summary["target"], summary["problem_type"]
+    types = analysis.resolve_types(df, target, summary.get("column_types"))
+    power = analysis.prediction_power(df, target, problem_type, types)
+    insights = analysis.find_insights(df, target, problem_type, types, power)
+    body = '<div class="figs"><div>' + table(analysis.dataset_summary(
+        df, target, problem_type, summary.get("problem_type_reason", ""), types)) + "</div>"
+    body += "<div>" + table(analysis.target_analysis(df[target], problem_type).table) + "</div></div>"
     body += "<h3>Insights</h3>"
-    body += (table(a.insights, index=False, classes={"severity": _severity}) if len(a.insights)
+    body += (table(insights, index=False, classes={"severity": _severity}) if len(insights)
              else '<p class="note">No problems found.</p>')
-    figs = [(F.img(plots.plot_target(df[summary["target"]], summary["problem_type"]), "target"),
+    figs = [(F.img(plots.plot_target(df[target], problem_type), "target"),
              "The target: class frequencies or distribution.")]
-    if len(a.power):
-        figs.append((F.img(plots.plot_power(a.power), "prediction power"),
+    if len(power):
+        figs.append((F.img(plots.plot_power(power), "prediction power"),
                      "Each feature on its own: a shallow tree, 0 = chance, 1 = perfect."))
     body += "<h3>Target and prediction power</h3>" + figures(figs)
-    body += "<h3>Columns</h3>" + table(a.columns, sortable=True)
+    body += "<h3>Columns</h3>" + table(analysis.column_table(df.drop(columns=[target]), types), sortable=True)
     return section("Data", body, "data")
 
 
@@ -96,7 +100,7 @@ def _trials_section(lb: pd.DataFrame, summary: Dict[str, Any]) -> str:
 
 
 def _model_section(out: str, so: Dict[str, Any], df: pd.DataFrame, summary: Dict[str, Any], bundle: Any,
-                   seed: int) -> str:
+                   seed: int, deadline: Optional[float] = None) -> str:
     from automl.problem import ProblemInfo, encode_target
     from automl.report.explain import load_oof, permutation
 
@@ -133,7 +137,10 @@ def _model_section(out: str, so: Dict[str, Any], df: pd.DataFrame, summary: Dict
                           "Precision against recall.")]
     else:
         body += '<p class="note">No out-of-fold predictions were saved for the chosen model.</p>'
-    if bundle is not None:
+    if bundle is not None and deadline is not None and deadline - time.time() < MIN_IMPORTANCE_S:
+        body += ('<p class="note">Feature importance skipped: the run\'s time budget was used up '
+                 "(raise budget.time_limit_s to get it).</p>")
+    elif bundle is not None:
         try:
             imp, facts = permutation(bundle, df, y, summary["metric"], info.pos_index, seed=seed)
             figs.append((F.img(F.importance(imp, summary["metric"]), "feature importance"),
@@ -145,8 +152,12 @@ def _model_section(out: str, so: Dict[str, Any], df: pd.DataFrame, summary: Dict
 
 
 def build_report(out: str, so: Optional[Dict[str, Any]] = None, summary: Optional[Dict[str, Any]] = None,
-                 bundle: Any = None, seed: int = 0) -> str:
-    """Write ``report.html`` into the run folder ``out``; returns its URL."""
+                 bundle: Any = None, seed: int = 0, deadline: Optional[float] = None) -> str:
+    """Write ``report.html`` into the run folder ``out``; returns its URL.
+
+    ``deadline`` (a ``time.time()`` value): when less than ``MIN_IMPORTANCE_S`` is left, the
+    permutation importance (the one costly part) is skipped, and the page says so.
+    """
     so = so or {}
     summary = summary or art.read_json(art.join(out, art.SUMMARY_FILE), so)
     df = pd.read_parquet(io.BytesIO(art.read_bytes(art.join(out, "data", "train.parquet"), so)))
@@ -168,7 +179,7 @@ def build_report(out: str, so: Optional[Dict[str, Any]] = None, summary: Optiona
         _data_section(df, summary),
         _leaderboard_section(lb, summary),
         _search_section(lb, summary),
-        _model_section(out, so, df, summary, bundle, seed),
+        _model_section(out, so, df, summary, bundle, seed, deadline),
         _trials_section(lb, summary),
     ]
     url = art.join(out, REPORT_FILE)
@@ -177,11 +188,12 @@ def build_report(out: str, so: Optional[Dict[str, Any]] = None, summary: Optiona
 
 
 def write_report(out: str, so: Optional[Dict[str, Any]] = None, summary: Optional[Dict[str, Any]] = None,
-                 bundle: Any = None, seed: int = 0, strict: bool = False) -> Optional[str]:
+                 bundle: Any = None, seed: int = 0, deadline: Optional[float] = None,
+                 strict: bool = False) -> Optional[str]:
     """``build_report`` for the runner: logs the time taken; a failure is a warning, not an error."""
     started = time.time()
     try:
-        url = build_report(out, so, summary, bundle, seed)
+        url = build_report(out, so, summary, bundle, seed, deadline)
     except Exception as exc:
         if strict:
             raise

@@ -43,7 +43,6 @@ def objective_by_trial(lb: pd.DataFrame, metric: str, greater_is_better: bool):
     ax.set_ylabel(f"validation {metric}")
     ax.set_title("objective against trial number")
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
     return fig
 
 
@@ -62,7 +61,6 @@ def scores_by_candidate(lb: pd.DataFrame, metric: str):
     ax.set_yticks(range(1, len(names) + 1), names)
     ax.set_xlabel(f"validation {metric}")
     ax.set_title("scores by candidate")
-    fig.tight_layout()
     return fig
 
 
@@ -108,7 +106,6 @@ def pareto(lb: pd.DataFrame, cost_col: str, cost_label: str, metric: str, greate
     ax.set_ylabel(f"validation {metric}")
     ax.set_title(f"{metric} against {cost_label.split(' (')[0]}")
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
     return fig
 
 
@@ -132,7 +129,6 @@ def confusion(y: np.ndarray, labels: np.ndarray, classes: List[Any]):
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     ax.set_title("confusion matrix (validation)")
-    fig.tight_layout()
     return fig
 
 
@@ -148,7 +144,6 @@ def roc(y_pos: np.ndarray, score: np.ndarray):
     ax.set_ylabel("true positive rate")
     ax.set_title("ROC curve (validation)")
     ax.legend(loc="lower right")
-    fig.tight_layout()
     return fig
 
 
@@ -165,7 +160,6 @@ def precision_recall(y_pos: np.ndarray, score: np.ndarray):
     ax.set_ylim(0, 1.02)
     ax.set_title("precision-recall (validation)")
     ax.legend(loc="lower left")
-    fig.tight_layout()
     return fig
 
 
@@ -178,7 +172,6 @@ def actual_vs_predicted(y: np.ndarray, pred: np.ndarray):
     ax.set_xlabel("actual")
     ax.set_ylabel("predicted")
     ax.set_title("actual against predicted (validation)")
-    fig.tight_layout()
     return fig
 
 
@@ -190,7 +183,6 @@ def residuals(y: np.ndarray, pred: np.ndarray):
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual - predicted")
     ax.set_title("residuals (validation)")
-    fig.tight_layout()
     return fig
 
 
@@ -203,5 +195,4 @@ def importance(imp: pd.DataFrame, metric: str, k: int = 20):
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_xlabel(f"drop in {metric} when the feature is shuffled")
     ax.set_title("feature importance (permutation, held-out rows)")
-    fig.tight_layout()
     return fig

@@ -3,6 +3,9 @@
 The candidate is itself a searched parameter with conditional sub-spaces (Optuna
 define-by-run). Warm-start portfolio points run first; then TPE (or random search) explores.
 Trials get 1 CPU each, reuse their actors, and read the data from Ray's object store.
+Each trial runs under a watchdog (search/watchdog.py) and every finished trial is persisted
+as it finishes (search/resume.py), so a crash loses no finished work and one bad trial never
+sinks the run. On a cluster, automl's code reaches the workers through the runtime environment.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
 _FORWARDED_ENV_PREFIXES = ("AWS_", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT", "AZURE_STORAGE_",
-                           "FSSPEC_", "HF_", "RAY_AUTH_MODE")
+                           "FSSPEC_", "RAY_AUTH_MODE")
 _PACKAGE_EXCLUDES = ["__pycache__", "*.pyc", "*.pyo", "*.so.dSYM"]
 
 
@@ -248,6 +251,17 @@ class TrialRecorder(Callback):
             "candidate": config.get("candidate"), "status": "failed", "error": _crash_reason(trial)},
             self.run.run_id))
 
+    def _pruned_row(self, tid: str, cfg: Dict[str, Any]) -> Dict[str, Any]:
+        part = self.partial[tid]
+        return result_row(tid, cfg, {"candidate": cfg.get("candidate"), "status": "pruned",
+                                     "error": f"stopped early by ASHA after {part.get('folds_done')} fold(s) "
+                                              f"(score so far {part.get('objective'):.5g})"}, self.run.run_id)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        # A trial stopped after some folds: persisted too, so a resumed run keeps it.
+        if trial.trial_id not in self.rows and trial.trial_id in self.partial:
+            self._persist(self._pruned_row(trial.trial_id, dict(trial.config or {})))
+
     def unfinished(self) -> List[Dict[str, Any]]:
         """Trials that started but never finished: stopped early by the multi-fidelity scheduler
         (they reported some folds) or by the time budget."""
@@ -255,11 +269,8 @@ class TrialRecorder(Callback):
         for tid, cfg in self.started.items():
             if tid in self.rows:
                 continue
-            part = self.partial.get(tid)
-            if part is not None:
-                out.append({"trial_id": tid, "config": cfg, "candidate": cfg.get("candidate"), "status": "pruned",
-                            "error": f"stopped early by ASHA after {part.get('folds_done')} fold(s) "
-                                     f"(score so far {part.get('objective'):.5g})"})
+            if tid in self.partial:
+                out.append(self._pruned_row(tid, cfg))
             else:
                 out.append({"trial_id": tid, "config": cfg, "candidate": cfg.get("candidate"), "status": "stopped",
                             "error": "stopped by the run's time budget before it reported"})

@@ -43,6 +43,11 @@ class InputSchema:
         dtypes = {c: training_dtypes[c] for c in cols if training_dtypes and c in training_dtypes}
         return cls(columns=cols, types={c: bundle.column_types.get(c, "categorical") for c in cols}, dtypes=dtypes)
 
+    @property
+    def float_columns(self) -> List[str]:
+        """Columns that :meth:`coerce` always returns as float64."""
+        return list(self._float_cols)
+
     def describe(self) -> List[Dict[str, str]]:
         return [{"name": c, "type": self.types[c], "dtype": self.dtypes[c]} for c in self.columns]
 
@@ -117,10 +122,12 @@ class InputSchema:
         kind = self.dtypes[col]
         s = s.reset_index(drop=True)
         missing = s.isna()
-        if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
-            text = s.astype(object).where(~missing, "").map(lambda v: v.strip() if isinstance(v, str) else v)
-            missing = missing | (text == "")
+        texty = s.dtype == object or pd.api.types.is_string_dtype(s.dtype)
+        if texty:
+            missing = missing | (s == "").fillna(False).astype(bool)  # an empty CSV field, as read_csv reads it
         if kind in ("float", "int") or self.types[col] == "numeric":
+            if texty:  # a blank field in a numeric column is missing too
+                missing = missing | s.map(lambda v: isinstance(v, str) and not v.strip()).astype(bool)
             try:
                 num = pd.to_numeric(s.where(~missing, np.nan), errors="coerce")
             except (TypeError, ValueError):  # lists, dicts and other objects are not numbers
@@ -152,6 +159,8 @@ class InputSchema:
                                 f"send true or false")
             return vals.astype(bool) if not missing.any() else vals.astype(object)
         vals = s.astype(object).where(~missing, np.nan)
+        if pd.api.types.infer_dtype(vals, skipna=True) in ("string", "empty"):
+            return vals  # text already (the usual case): no per-value work
         return vals.map(lambda v: v if v is np.nan or isinstance(v, str) else _text(v)).astype(object)
 
 

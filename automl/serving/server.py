@@ -43,6 +43,10 @@ def serve_options(args: List[str]) -> Dict[str, Any]:
     opts["serve.max_batch_rows"] = as_int(opts["serve.max_batch_rows"], "serve.max_batch_rows", 1)
     opts["capture.enabled"] = as_bool(opts["capture.enabled"], "capture.enabled")
     opts["response_keys"] = as_list(opts["response_keys"], "response_keys") or None
+    if opts["response_keys"]:
+        from automl.serving.predictor import resolve_response_keys
+
+        resolve_response_keys(opts["response_keys"], classification=True)  # names; the model checks the rest
     if opts["serve.backend"] not in BACKENDS:
         raise ConfigError(f"serve.backend must be one of {', '.join(BACKENDS)}; got {opts['serve.backend']!r}")
     if opts["api_key"] is not None and not str(opts["api_key"]).strip():
@@ -85,6 +89,7 @@ def serve_uvicorn(opts: Dict[str, Any]) -> int:
 
     from automl.serving.app import create_app
 
+    _check_port(opts["host"], opts["port"])
     endpoint = load_endpoint(opts)
     app = create_app(endpoint)
     config = uvicorn.Config(app, host=opts["host"], port=opts["port"], log_level="warning", access_log=False,
@@ -95,6 +100,24 @@ def serve_uvicorn(opts: Dict[str, Any]) -> int:
     if endpoint.capture is not None:
         endpoint.capture.close()
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail early, on one line, when the address cannot be bound (before loading the model)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"host={host!r} cannot be resolved ({exc}); use an address such as 127.0.0.1") from None
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}; pick another port=N "
+                              f"(or stop what is using it)") from None
 
 
 def _announce(endpoint, opts: Dict[str, Any], backend: str) -> None:
