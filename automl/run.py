@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from typing import Any, Dict, Optional, Union
 
 import pandas as pd
@@ -13,6 +14,7 @@ from automl.manifest import load_verified_pickle
 from automl.model import ModelBundle
 
 Frame = Union[pd.DataFrame, str]
+log = logging.getLogger(__name__)
 MODELS_DIR = "models"  # refit non-best trials, cached as models/<trial_id>.pkl
 
 
@@ -66,11 +68,19 @@ class Run:
             return self._trial_models[trial_id]
         row = self._trial_row(trial_id)  # unknown or failed trial: an error listing valid ids
         rel = f"{MODELS_DIR}/{trial_id}.pkl"
+        bundle = None
         if art.exists(art.join(self.run_dir, rel), self.storage_options):
-            bundle = load_verified_pickle(self.run_dir, rel, self.storage_options)  # listed when it was cached
-        else:
+            try:  # listed in manifest.json when it was cached
+                bundle = load_verified_pickle(self.run_dir, rel, self.storage_options)
+            except ArtifactError as exc:  # a cache: refit rather than load an unverified pickle
+                log.warning("not loading the cached %s (%s); refitting trial %s", rel, exc, trial_id)
+        if bundle is None:
             bundle = refit_trial(self, row)
-            save_trial_model(self, rel, bundle)
+            try:
+                save_trial_model(self, rel, bundle)
+            except (OSError, PermissionError, ArtifactError) as exc:  # a read-only run folder: keep it in memory
+                log.warning("trial %s refit but not cached in %s (%s: %s)", trial_id, self.run_dir,
+                            type(exc).__name__, exc)
         self._trial_models[trial_id] = bundle
         return bundle
 

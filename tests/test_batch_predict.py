@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import automl
 from automl.errors import ArtifactError, DataError
-from automl.manifest import read_manifest
+from automl.manifest import load_verified_pickle, read_manifest
 from automl.predict import batch_predict
 from automl.serving.schema import InputSchema
 from conftest import automl_cli, make_binary_frame
@@ -52,6 +54,12 @@ def test_prefix_parquet_chunks_and_a_non_best_trial(tiny_run, batch, tmp_path):
     assert out["predicted_label"].tolist() == list(model.predict(batch))
     # the refit model is cached in the run folder and listed in its manifest
     assert f"models/{other.trial_id}.pkl" in read_manifest(tiny_run.run_dir)["files"]
+    # a tampered cache is not unpickled: the trial is refit (and cached again)
+    cached = Path(tiny_run.run_dir) / "models" / f"{other.trial_id}.pkl"
+    cached.write_bytes(cached.read_bytes() + b"tampered")
+    again = automl.load(tiny_run.run_dir).trial_model(other.trial_id)
+    assert again.predict(batch).tolist() == out["predicted_label"].tolist()
+    load_verified_pickle(tiny_run.run_dir, f"models/{other.trial_id}.pkl")  # the new cache verifies
 
 
 def test_ray_backend_writes_the_same_rows(tiny_run, batch, tmp_path):

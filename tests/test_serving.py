@@ -90,6 +90,9 @@ def test_round_trips_match_automl_predict(server, tiny_run, rows, tmp_path):
     picked = [expected.loc[i, f"proba_{lab}"] for i, lab in enumerate(expected["predicted_label"])]
     np.testing.assert_allclose(proba, picked, rtol=1e-12)
     assert set(preds[0]) == {"predicted_label", "probability"}  # the default keys
+    wide = make_binary_frame(40, seed=7).drop(columns=["y"])  # every training column but the target, IDs too
+    by_wide_csv = post(server["url"], csv_body(wide))
+    assert by_wide_csv.status_code == 200 and by_wide_csv.json() == by_csv.json()
     by_json = post(server["url"], json.dumps({"instances": records(rows)}), "application/json")
     assert by_json.status_code == 200, by_json.text
     assert by_json.json() == by_csv.json()
@@ -121,6 +124,7 @@ BAD_REQUESTS = [
     ("JSON without instances", '{"rows": []}', "application/json", 400, "instances"),
     ("instance not an object", '{"instances": [[1, 2, "red"]]}', "application/json", 400, "not an object"),
     ("wrong number of fields", "0.1,1.0\n", "text/csv", 400, "expected 3"),
+    ("too many fields", "1,0.1,1.0,red,extra\n", "text/csv", 400, "or 4"),
     ("non-numeric value", "0.1,abc,red\n", "text/csv", 400, "x2"),
     ("non-numeric JSON value", '{"instances": [{"x1": "high", "x2": 1, "color": "red"}]}', "application/json", 400,
      "x1"),

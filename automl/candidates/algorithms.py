@@ -98,7 +98,7 @@ ALGORITHMS: Dict[str, Algorithm] = {
     "mlp": Algorithm("mlp", _mlp, "multi-layer perceptron (scikit-learn)", True, 2),
     "random_forest": Algorithm("random_forest", _forest("RandomForest"), "random forest", False, 2),
     "extra_trees": Algorithm("extra_trees", _forest("ExtraTrees"), "extremely randomised trees", False, 2),
-    "svm": Algorithm("svm", _svm, "support vector machine, RBF kernel", True, 3, max_rows=15_000),
+    "svm": Algorithm("svm", _svm, "support vector machine, RBF kernel", True, 1, max_rows=15_000),
     "knn": Algorithm("knn", _knn, "k-nearest neighbours", True, 2, max_rows=50_000),
     "hist_gb": Algorithm("hist_gb", _hist_gb, "scikit-learn histogram gradient boosting", False, 2),
 }

@@ -62,8 +62,19 @@ class FeatureCaster(TransformerMixin, BaseEstimator):
                 f"the model needs {len(self.columns_)} columns"
             )
         out: Dict[str, Any] = {}
+        # Numeric columns that already hold numbers are cast as one block (one row of 64 pixel
+        # columns cost ~15 ms column by column); the rules are the same as below.
+        block = [c for c, k in self.column_types.items() if k == "numeric" and _plain_number(X[c])]
+        if block:
+            arr = X[block].to_numpy(dtype=float, na_value=np.nan, copy=True)
+            arr[~np.isfinite(arr)] = np.nan
+            np.clip(arr, -NUMERIC_CLIP, NUMERIC_CLIP, out=arr)
+            fast = pd.DataFrame(arr, columns=block, index=X.index)
+        in_block = set(block)
         for col, kind in self.column_types.items():
             s = X[col]
+            if col in in_block:
+                continue
             if kind == "numeric":
                 v = pd.to_numeric(s, errors="coerce").astype(float)
                 # extreme values are clipped so scaling and float32 models cannot overflow
@@ -81,10 +92,18 @@ class FeatureCaster(TransformerMixin, BaseEstimator):
                 out[col] = s.astype(object).where(s.notna(), np.nan).map(
                     lambda v: v if v is np.nan or isinstance(v, str) else str(v)
                 )
-        return pd.DataFrame(out, index=X.index)
+        if not block:
+            return pd.DataFrame(out, index=X.index)
+        if not out:
+            return fast[list(self.output_types_)] if list(fast.columns) != list(self.output_types_) else fast
+        return pd.concat([fast, pd.DataFrame(out, index=X.index)], axis=1)[list(self.output_types_)]
 
     def get_feature_names_out(self, input_features=None):
         return np.array(list(self.output_types_), dtype=object)
+
+
+def _plain_number(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
 
 
 def _to_bool(s: pd.Series) -> pd.Series:

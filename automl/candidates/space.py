@@ -100,7 +100,8 @@ def portfolio_points(candidate: str, space: Dict[str, Any], problem_type: str) -
         merged = {**base, **{k: v for k, v in (entry or {}).items() if k in base}}
         point = {"candidate": candidate}
         point.update({f"{candidate}{SEP}{k}": v for k, v in merged.items()})
-        points.append(point)
+        if point not in points:  # an entry of only regression keys equals the init point elsewhere
+            points.append(point)
     return points
 
 

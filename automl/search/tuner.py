@@ -161,9 +161,10 @@ def _searcher(candidates: List[Candidate], problem_type: str, greater_is_better:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = _DefineByRun({c.name: c.space for c in candidates}, problem_type)
     points = []
-    if warm_start:
-        for cand in candidates:
-            points.extend(portfolio_points(cand.name, cand.space, problem_type))
+    if warm_start:  # round-robin: every candidate's first known-good point, then the second ...
+        per_candidate = [portfolio_points(c.name, c.space, problem_type) for c in candidates]
+        for rank in range(max((len(p) for p in per_candidate), default=0)):
+            points.extend(p[rank] for p in per_candidate if rank < len(p))
     if previous:
         points = unevaluated(points, previous)  # a resumed run does not repeat its warm start
         seed = seed + len(previous)  # fresh random draws, not the first attempt's again

@@ -246,6 +246,8 @@ def endpoint_metadata(run: Any, predictor: Predictor, trial_id: str) -> Dict[str
         "problem_type": b.problem_type, "target": b.target, "metric": run.summary.get("metric"), "score": score,
         "classes": predictor.labels, "positive_class": b.positive_class, "threshold": b.threshold,
         "input_schema": {"columns": predictor.schema.describe(), "content_types": list(CONTENT_TYPES),
-                         "csv": "feature values in the column order above, no header, no target column"},
+                         "csv": "feature values in the column order above, no header, no target column; or "
+                                "values of all training_columns (the target excepted), in that order",
+                         "training_columns": list(predictor.schema.input_columns)},
         "response_keys": predictor.response_keys, "run_dir": run.run_dir,
     }

@@ -1,10 +1,18 @@
-"""Predictions for the endpoint: typed rows in, response objects out, a fast path for small requests.
+"""Predictions for the endpoint: typed rows in, response objects out, fast on one-row requests.
 
-A saved pipeline starts with ``FeatureCaster``, which casts column by column; on a one-row
-request that costs more than the model. Rows that come through :class:`InputSchema` already
-have float64 numeric columns, so :class:`FastCastPipeline` casts those as one block (the same
-rule: non-finite becomes missing) and leaves every other column to the saved caster. Its
-predictions equal the saved pipeline's (tests check this against ``automl predict``).
+On a one-row request scikit-learn's bookkeeping costs more than the arithmetic. Rows that come
+through :class:`InputSchema` have float64 numeric columns in a known order, which allows:
+
+- :class:`FastCastPipeline`: the saved ``FeatureCaster`` rule for those columns (non-finite
+  becomes missing) applied to one block; other columns still go to the saved caster;
+- :func:`_direct_transform`: the fitted steps called one after the other, without Pipeline's and
+  ColumnTransformer's per-call fitted checks and joblib dispatch; plain numeric blocks (imputer,
+  scaler) get the array of their columns instead of a frame;
+- :class:`FastForest`: forests sum their trees directly;
+- :func:`fast_model`: the same for every member of an ensemble.
+
+Each shortcut computes the same floats as the saved pipeline: tests compare them exactly, for
+every algorithm of a run and for ensembles, and the endpoint against ``automl predict``.
 """
 from __future__ import annotations
 

@@ -29,6 +29,8 @@ class InputSchema:
     columns: List[str]
     types: Dict[str, str]
     dtypes: Dict[str, str] = field(default_factory=dict)  # int | float | bool | str
+    # every training column but the target (IDs and constants too): CSV rows may carry them all
+    input_columns: List[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for c in self.columns:
@@ -36,12 +38,17 @@ class InputSchema:
         self._float_cols = [c for c in self.columns if self.types.get(c) == "numeric" or self.dtypes[c] == "float"]
         self._all_float = len(self._float_cols) == len(self.columns)
         self._index = pd.Index(self.columns, dtype=object)  # object labels: cheaper lookups than str
+        wide = [c for c in self.input_columns] if set(self.columns) <= set(self.input_columns) else []
+        self._wide = wide if len(wide) > len(self.columns) else []
+        self._wide_pick = [wide.index(c) for c in self.columns] if self._wide else []
 
     @classmethod
-    def from_model(cls, bundle: Any, training_dtypes: Optional[Dict[str, str]] = None) -> "InputSchema":
+    def from_model(cls, bundle: Any, training_dtypes: Optional[Dict[str, str]] = None,
+                   input_columns: Optional[Sequence[str]] = None) -> "InputSchema":
         cols = list(bundle.feature_columns)
         dtypes = {c: training_dtypes[c] for c in cols if training_dtypes and c in training_dtypes}
-        return cls(columns=cols, types={c: bundle.column_types.get(c, "categorical") for c in cols}, dtypes=dtypes)
+        return cls(columns=cols, types={c: bundle.column_types.get(c, "categorical") for c in cols}, dtypes=dtypes,
+                   input_columns=list(input_columns or []))
 
     @property
     def float_columns(self) -> List[str]:
@@ -54,13 +61,22 @@ class InputSchema:
     # -- CSV rows (lists of strings) -------------------------------------------------------
 
     def frame_from_rows(self, rows: Sequence[Sequence[str]], first_row: int = 1) -> pd.DataFrame:
-        """Rows of text fields in training column order -> a typed frame (fast for all-numeric models)."""
-        n = len(self.columns)
+        """Rows of text fields in training column order -> a typed frame (fast for all-numeric models).
+
+        A row holds the feature columns, or every training column but the target (ID-like and
+        constant columns included, as in the training file); the model's columns are picked.
+        """
+        n, wide = len(self.columns), len(self._wide)
+        if rows and wide and len(rows[0]) == wide:
+            pick = self._wide_pick
+            rows = [[r[j] for j in pick] if len(r) == wide else r for r in rows]
         for i, row in enumerate(rows):
             if len(row) != n:
+                also = (f", or {wide}: every training column but the target ({_show(self._wide)})"
+                        if wide else "")
                 raise DataError(
                     f"row {first_row + i} has {len(row)} field(s); expected {n}: the feature columns in training "
-                    f"order ({_show(self.columns)}), with no header and no target column"
+                    f"order ({_show(self.columns)}){also}, with no header and no target column"
                 )
         if self._all_float:
             try:

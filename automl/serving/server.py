@@ -65,7 +65,7 @@ def load_endpoint(opts: Dict[str, Any]):
     run = load(str(opts["run_dir"]))
     bundle = run.trial_model(opts.get("trial"))
     trial_id = str(opts.get("trial") or run.best_trial_id)
-    schema = InputSchema.from_model(bundle, training_dtypes(run))
+    schema = InputSchema.from_model(bundle, training_dtypes(run), input_columns=list(run.summary.get("column_types") or {}))
     predictor = Predictor(bundle, schema, opts.get("response_keys"))
     capture = None
     if opts.get("capture.enabled"):
