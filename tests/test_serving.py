@@ -323,3 +323,27 @@ def test_ray_serve_backend_answers_the_same(server, tiny_run, rows):
         assert post(url, "0.1,abc,red\n").status_code == 400
     finally:
         serve.shutdown()
+
+
+DRIFTS = {
+    "extra_column_check": (lambda df: df.assign(coupon="SPRING"), "coupon", 200),
+    "missing_column_check": (lambda df: df.drop(columns=["color"]), "color", 400),
+    "data_type_check": (lambda df: df.assign(x1="thirty"), "x1", 400),
+}
+
+
+@pytest.mark.parametrize("check", list(DRIFTS))
+def test_drift_through_capture_reaches_the_monitor(thread_server, tiny_run, tmp_path, check):
+    """Raw request rows are captured (rejected ones too), so `automl monitor` sees what clients sent."""
+    drift, feature, status = DRIFTS[check]
+    dest = tmp_path / "capture"
+    url, endpoint = thread_server(f"run_dir={tiny_run.run_dir}", "capture.enabled=true",
+                                  f"capture.destination={dest}", "capture.sampling_percentage=100")
+    sent = drift(make_binary_frame(120, seed=11)[["x1", "x2", "color"]])
+    res = post(url, json.dumps({"instances": records(sent)}), "application/json", key=None)
+    assert res.status_code == status, res.text
+    endpoint.capture.close()
+    res = automl_cli("monitor", f"run_dir={tiny_run.run_dir}", f"data={dest}", f"output={tmp_path}/mon")
+    assert res.returncode == 3, res.stderr[-1500:]
+    found = json.loads((tmp_path / "mon" / "constraint_violations.json").read_text())["violations"]
+    assert {(v["constraint_check_type"], v["feature_name"]) for v in found} == {(check, feature)}

@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from automl.errors import AutoMLError
-from automl.serving.capture import DataCapture, frame_records
+from automl.serving.capture import DataCapture, frame_records, raw_records
 from automl.serving.codec import CONTENT_TYPES, RequestError, parse, render, request_format, response_format
 from automl.serving.predictor import Predictor
 
@@ -193,10 +193,13 @@ def create_app(endpoint: Endpoint):
 
     @app.post("/invocations")
     async def invocations(request: Request) -> Response:
+        body_seen: Optional[bytes] = None
+        kind = ""
         try:
             kind = request_format(request.headers.get("content-type"))
             out_kind = response_format(request.headers.get("accept"))
             body = await read_body(request, endpoint.max_body_bytes)
+            body_seen = body
             X = parse(body, kind, predictor.schema)
             try:
                 m = await batcher.predict(X)
@@ -207,6 +210,13 @@ def create_app(endpoint: Endpoint):
                 raise RequestError(422, f"the model cannot predict these rows: {first}") from None
             objs = predictor.responses(m)
         except RequestError as exc:
+            # Rejected rows are captured too (with the error): a missing column or a string
+            # where a number belongs is exactly what the monitor must see.
+            if endpoint.capture is not None and body_seen is not None and endpoint.capture.sampled():
+                raw = raw_records(body_seen, kind, predictor.schema)
+                if raw:
+                    endpoint.capture.record(kind, raw, [], request_id=request.headers.get("x-request-id"),
+                                            error=exc.message)
             return error(exc.status, exc.message)
         except Exception:
             log.exception("internal error while answering a request")
@@ -214,7 +224,8 @@ def create_app(endpoint: Endpoint):
         capture = endpoint.capture
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         if capture is not None and capture.sampled():
-            capture.record(kind, frame_records(X), objs, request_id=request_id)
+            capture.record(kind, raw_records(body, kind, predictor.schema) or frame_records(X), objs,
+                           request_id=request_id)
         content, media = render(objs, out_kind, predictor.response_keys)
         return Response(content=content, media_type=media, headers={"x-request-id": request_id})
 

@@ -72,15 +72,19 @@ class DataCapture:
         return self.fraction >= 1.0 or (self.fraction > 0 and self.random.random() < self.fraction)
 
     def record(self, content_type: str, instances: List[Dict[str, Any]], predictions: List[Dict[str, Any]],
-               request_id: Optional[str] = None) -> None:
-        """Queue one request's record (cheap; the writer thread does the I/O)."""
+               request_id: Optional[str] = None, error: Optional[str] = None) -> None:
+        """Queue one request's record (cheap; the writer thread does the I/O). A rejected request
+        has ``error`` set and no predictions."""
         self._ensure_thread()
-        self._queue.put({
+        rec = {
             "request_id": request_id or uuid.uuid4().hex,
             "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
             "trial_id": self.trial_id, "content_type": content_type,
             "instances": instances, "predictions": predictions,
-        })
+        }
+        if error:
+            rec["error"] = error
+        self._queue.put(rec)
 
     # -- the writer thread ------------------------------------------------------------------------
 
@@ -157,6 +161,50 @@ def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "isoformat"):
         return obj.isoformat()
     return str(obj)
+
+
+def _csv_value(field: str) -> Any:
+    """A CSV field as a table reader would type it: empty -> null, a number -> float, else text."""
+    text = field.strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return field
+    return value if math.isfinite(value) else None
+
+
+def raw_records(body: bytes, kind: str, schema: Any) -> Optional[List[Dict[str, Any]]]:
+    """The request's rows as the client sent them (before any casting), or None if unreadable.
+
+    Capture keeps these, not the typed rows, so the monitor can see what clients really send:
+    extra or missing columns and values of the wrong type included.
+    """
+    import csv
+    import io
+    import json
+
+    try:
+        text = body.decode("utf-8-sig")
+        if kind == "application/json":
+            doc = json.loads(text)
+            rows = doc.get("instances") if isinstance(doc, dict) else None
+            if isinstance(rows, list) and all(isinstance(r, dict) for r in rows):
+                return [{str(k): _clean(v) for k, v in r.items()} for r in rows]
+            return None
+        out = []
+        for row in csv.reader(io.StringIO(text)):
+            if not row or not any(f.strip() for f in row):
+                continue
+            cols = next((c for c in (list(schema.columns), list(getattr(schema, "input_columns", [])))
+                         if len(c) == len(row)), None)
+            if cols is None:
+                return None  # a wrong number of fields: no column names to give the values
+            out.append({c: _csv_value(f) for c, f in zip(cols, row)})
+        return out or None
+    except Exception:  # capture must never break a request
+        return None
 
 
 def frame_records(df) -> List[Dict[str, Any]]:

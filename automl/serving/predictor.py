@@ -116,6 +116,8 @@ class FastForest:
         from sklearn.ensemble import (ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier,
                                       RandomForestRegressor)
 
+        if not hasattr(est, "_validate_X_predict"):  # scikit-learn moved it: use the forest as is
+            return False
         return type(est) in (RandomForestClassifier, ExtraTreesClassifier, RandomForestRegressor,
                              ExtraTreesRegressor) and getattr(est, "n_outputs_", 0) == 1 \
             and getattr(est, "n_jobs", None) in (None, 1) and bool(getattr(est, "estimators_", None))
