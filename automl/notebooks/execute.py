@@ -14,6 +14,7 @@ import base64
 import contextlib
 import io
 import os
+import sys
 import warnings
 from typing import Any, Dict, List
 
@@ -72,7 +73,12 @@ def run_cells(nb: nbformat.NotebookNode, workdir: str, skip_tag: str = "") -> nb
     Raises the first exception a cell raises (with the cell's index) so a broken notebook is
     never saved looking finished.
     """
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules:
+        # A headless backend for this process only: setting MPLBACKEND in os.environ would leak
+        # into every kernel or subprocess started later (their figures would never display).
+        matplotlib.use("Agg")
     namespace: Dict[str, Any] = {"__name__": "__main__"}
     previous = os.getcwd()
     count = 0
