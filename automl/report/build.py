@@ -22,7 +22,7 @@ from automl.report.html import esc, figures, page, section, table
 log = logging.getLogger(__name__)
 
 REPORT_FILE = "report.html"
-MIN_IMPORTANCE_S = 1.5  # time left in the run's budget below which permutation importance is skipped
+MIN_IMPORTANCE_S = 8.0  # time left in the run's budget below which permutation importance is skipped
 _HIDDEN = {"params_json", "refit_params_json", "error"}
 _COSTS = ("fit_s", "predict_ms_per_row", "latency_ms_single_row", "model_size_bytes")
 
