@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 from automl.errors import ConfigError
 
@@ -164,7 +164,10 @@ def compose_config(overrides: List[str] | None = None, config_name: str = "confi
         GlobalHydra.instance().clear()
     if values:
         try:
-            cfg = OmegaConf.merge(cfg, OmegaConf.create(values))
+            # Free-form dict keys (storage options, new candidates) may be added from Python,
+            # as `+key=value` does from the shell; the typed schema still rejects unknown keys.
+            with open_dict(cfg.data.storage_options), open_dict(cfg.candidates):
+                cfg = OmegaConf.merge(cfg, OmegaConf.create(values))
         except Exception as exc:
             raise ConfigError(
                 f"invalid config value: {_clean_hydra_message(exc)}. Valid top-level keys: "

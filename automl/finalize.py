@@ -57,6 +57,10 @@ def refit_many(ctx: TrialContext, specs: List[tuple], workers: int = 1) -> List[
         return list(pool.map(one, specs))
 
 
+def _better_score(metric, a: float, b: float) -> bool:
+    return a > b + 1e-9 if metric.greater_is_better else a < b - 1e-9
+
+
 def _score(info: ProblemInfo, y: np.ndarray, pred: np.ndarray) -> float:
     if info.problem_type == "binary" and info.metric in THRESHOLD_METRICS:
         return tune_threshold(y, pred, info.metric, info.pos_index)[1]
@@ -89,15 +93,32 @@ def finalize(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], in
             if selection is None:
                 log.info("ensemble not kept: it does not beat the best single model on validation")
     if selection is not None:
-        members = [(ids[i], w) for i, w in enumerate(selection.weights) if w > 0]
-        cost = sum(float(lb.loc[lb["trial_id"].astype(str) == t, "fit_s"].iloc[0]) / max(1, len(ctx.folds)) * 1.3
-                   for t, _ in members)
+        members = sorted(((ids[i], w) for i, w in enumerate(selection.weights) if w > 0), key=lambda m: -m[1])
+        fit_s = {t: float(lb.loc[lb["trial_id"].astype(str) == t, "fit_s"].iloc[0]) for t, _ in members}
+        cost_of = lambda ms: sum(fit_s[t] / max(1, len(ctx.folds)) * 1.3 for t, _ in ms)  # noqa: E731
         parallel = max(1, min(os.cpu_count() or 1, len(members)))  # refits run on this machine
         left = deadline - time.time() - 1.0
-        if cost / parallel > left:
-            log.info("ensemble of %d skipped: its refit needs about %.0f s, %.0f s left", len(members),
-                     cost / parallel, left)
-            selection = None
+        if cost_of(members) / parallel > left:
+            # Keep the heaviest-weighted members whose refit fits in the time left, if that
+            # smaller ensemble still beats the best single model on validation.
+            kept = []
+            for m in members:
+                if cost_of(kept + [m]) / parallel <= left:
+                    kept.append(m)
+            total = sum(w for _, w in kept)
+            score = None
+            if len(kept) >= 2:
+                pred = sum(w / total * preds[ids.index(t)] for t, w in kept)
+                score = _score(info, ctx.y[covered], pred)
+            if score is not None and _better_score(metric, score, selection.best_single_score):
+                log.info("ensemble cut from %d to %d member(s) to refit within the %.0f s left", len(members),
+                         len(kept), left)
+                members = [(t, w / total) for t, w in kept]
+                selection.score = score
+            else:
+                log.info("ensemble of %d skipped: its refit needs about %.0f s, %.0f s left", len(members),
+                         cost_of(members) / parallel, left)
+                selection = None
     t0 = time.time()
     if selection is not None:
         log.info("ensemble kept: %d member(s), validation %s %.5f vs best single %.5f", len(members),

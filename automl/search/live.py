@@ -60,7 +60,9 @@ class LiveView(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.failed += 1
-        self.recent = (self.recent + [f"trial {trial.trial_id} crashed"])[-RECENT:]
+        from automl.search.tuner import _crash_reason
+
+        self.recent = (self.recent + [f"trial {trial.trial_id} crashed: {_crash_reason(trial)[:70]}"])[-RECENT:]
         self._count_running(trials)
         self.draw(force=True)
 

@@ -25,6 +25,8 @@ class ProgressLogger(Callback):
         self.best_candidate = ""
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "status" not in result:  # an intermediate per-fold report, not a finished trial
+            return
         status = result.get("status")
         if status == "completed":
             self.completed += 1
@@ -42,4 +44,6 @@ class ProgressLogger(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.failed += 1
-        log.info("trial %s crashed: %s", trial.trial_id, str(getattr(trial, "error_msg", "") or "")[:120])
+        from automl.search.tuner import _crash_reason
+
+        log.info("trial %s crashed: %s", trial.trial_id, _crash_reason(trial)[:160])
