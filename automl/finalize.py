@@ -1,14 +1,15 @@
 """After the search: choose the final model (ensemble or best single), refit it, tune its threshold.
 
-Members are refit on all training rows in parallel threads; the ensemble is skipped (and the
-reason logged) when its refit would not fit in the time left.
+Members are refit on all training rows in parallel threads; when that would not fit in the
+time left, the ensemble keeps its heaviest members if they still beat the best single model,
+else it is skipped (the reason is logged either way).
 """
 from __future__ import annotations
 
 import io
 import json
-import os
 import logging
+import os
 import pickle
 import time
 from typing import Any, Dict, List, Optional

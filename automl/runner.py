@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -19,26 +18,24 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.model_selection import train_test_split
 
 from automl import artifacts as art
-from automl.candidates.generate import Candidate, generate_candidates
 from automl.candidates.from_dir import apply_candidates_dir
-from automl.notebooks import write_notebooks
-from automl.report import write_report
+from automl.candidates.generate import Candidate, generate_candidates
 from automl.candidates.space import params_of
-from automl.config import to_yaml
 from automl.data.compact import compact_features
-from automl.search.sampling import cap_fold_rows
-from automl.manifest import write_manifest
-from automl.redact import install_log_filter, redacted_yaml
-from automl.search.resume import begin_run
 from automl.data.io import DEMO_DATASETS, read_table
 from automl.data.types import FEATURE_TYPES, infer_column_types
 from automl.errors import DataError, SearchError
-from automl.metrics import METRICS
-from automl.model import ModelBundle
-from automl.problem import ProblemInfo, encode_target, resolve_problem
 from automl.finalize import ENSEMBLE_ID, finalize
+from automl.manifest import write_manifest
+from automl.metrics import METRICS, score_all
+from automl.model import ModelBundle
+from automl.notebooks import write_notebooks
+from automl.problem import ProblemInfo, encode_target, resolve_problem
+from automl.redact import install_log_filter, redacted_yaml
+from automl.report import write_report
+from automl.search.resume import begin_run
+from automl.search.sampling import cap_fold_rows
 from automl.search.trial import TrialContext, make_folds
-from automl.metrics import score_all
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +259,8 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     art.write_text(art.join(out, art.LEADERBOARD_FILE), lb.to_csv(index=False), so)
     bundle = ModelBundle(pipeline=model, problem_type=info.problem_type, target=target, feature_columns=features,
                          column_types=feature_types, classes=info.classes, positive_class=info.positive_class,
-                         threshold=threshold, temperature=chosen.get("temperature"), trial_id=str(chosen["trial_id"]), candidate=str(chosen["candidate"]))
+                         threshold=threshold, temperature=chosen.get("temperature"),
+                         trial_id=str(chosen["trial_id"]), candidate=str(chosen["candidate"]))
     size = art.save_pickle(art.join(out, art.MODEL_FILE), bundle, so)
     log.info("refit %s on all %d rows in %.1f s (%d bytes)", chosen["candidate"], len(df), time.time() - phase, size)
     if chosen["trial_id"] != ENSEMBLE_ID:

@@ -9,7 +9,6 @@ training rows (at most ``MAX_FIT_ROWS``) and features are shuffled on the rest (
 """
 from __future__ import annotations
 
-import io
 import time
 from typing import Any, Dict, Optional
 
@@ -18,7 +17,6 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
-from automl import artifacts as art
 
 MAX_FIT_ROWS = 20_000
 MAX_EVAL_ROWS = 1_000
@@ -28,12 +26,10 @@ PREDICT_BUDGET_S = 1.5
 
 def load_oof(out: str, so: Dict[str, Any], best: Dict[str, Any]) -> Optional[np.ndarray]:
     """Out-of-fold predictions of the chosen model (``None`` when the run kept none)."""
+    from automl.finalize import load_oof as load_trial_oof
+
     def one(trial_id: str) -> Optional[np.ndarray]:
-        url = art.join(out, "trials", str(trial_id), "oof.npy")
-        try:
-            return np.load(io.BytesIO(art.read_bytes(url, so))).astype(float)
-        except Exception:
-            return None
+        return load_trial_oof(out, str(trial_id), so)
 
     members = best.get("members")
     if members:
