@@ -22,7 +22,7 @@ from automl.ensemble import WeightedEnsemble, caruana_select
 from automl.model import apply_temperature, fit_temperature
 from automl.metrics import THRESHOLD_METRICS, get_metric, score_all, tune_threshold
 from automl.problem import ProblemInfo
-from automl.search.trial import TrialContext, _latency_ms, build_pipeline
+from automl.search.trial import TrialContext, latency_ms, build_pipeline
 
 log = logging.getLogger(__name__)
 ENSEMBLE_ID = "ensemble"
@@ -36,13 +36,6 @@ def load_oof(out: str, trial_id: str, so: Dict[str, Any]) -> Optional[np.ndarray
         return None
 
 
-def _refit_one(candidate, params, column_types, problem_type, seed, X, y):
-    t = time.perf_counter()
-    pipe = build_pipeline(candidate, params, column_types, problem_type, seed)
-    pipe.fit(X, y)
-    return pipe, time.perf_counter() - t
-
-
 def refit_many(ctx: TrialContext, specs: List[tuple], workers: int = 1) -> List[Any]:
     """Refit (candidate name, params) pairs on all rows, ``workers`` at a time in threads of this
     process (XGBoost and scikit-learn's trees release the GIL; no worker start-up to pay)."""
@@ -50,7 +43,8 @@ def refit_many(ctx: TrialContext, specs: List[tuple], workers: int = 1) -> List[
 
     def one(spec):
         name, params = spec
-        return _refit_one(ctx.candidates[name], params, ctx.column_types, ctx.problem_type, ctx.seed, ctx.X, ctx.y)[0]
+        pipe = build_pipeline(ctx.candidates[name], params, ctx.column_types, ctx.problem_type, ctx.seed)
+        return pipe.fit(ctx.X, ctx.y)
 
     if workers <= 1 or len(specs) == 1:
         return [one(s) for s in specs]
@@ -154,7 +148,7 @@ def finalize(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], in
         row = {"trial_id": ENSEMBLE_ID, "trial_number": len(lb), "candidate": ENSEMBLE_ID, "algorithm": "ensemble",
                "status": "completed", "objective": selection.score, **scores,
                "fit_s": refit_s, "predict_ms_per_row": np.nan,
-               "latency_ms_single_row": _latency_ms(model, ctx.X, info.problem_type),
+               "latency_ms_single_row": latency_ms(model, ctx.X, info.problem_type),
                "model_size_bytes": len(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)),
                "error": "", "members": " ".join(f"{m['trial_id']}:{m['weight']}" for m in chosen["members"])}
         lb = pd.concat([pd.DataFrame([row]), lb], ignore_index=True)

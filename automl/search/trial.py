@@ -125,7 +125,7 @@ def predict_matrix(pipeline: Pipeline, X: pd.DataFrame, problem_type: str, n_cla
     return full
 
 
-def _latency_ms(pipeline, X: pd.DataFrame, problem_type: str) -> float:
+def latency_ms(pipeline, X: pd.DataFrame, problem_type: str) -> float:
     """Median time of three single-row predictions, in milliseconds."""
     row = X.iloc[:1]
     times = []
@@ -187,7 +187,7 @@ def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] 
             **{f"metric_{k}": v for k, v in scores.items()},
             "fit_s": fit_s,
             "predict_ms_per_row": 1000 * predict_s / max(1, int(covered.sum())),
-            "latency_ms_single_row": _latency_ms(pipe, ctx.X, ctx.problem_type),
+            "latency_ms_single_row": latency_ms(pipe, ctx.X, ctx.problem_type),
             "model_size_bytes": len(pickle.dumps(pipe, protocol=pickle.HIGHEST_PROTOCOL)),
             "threshold": threshold,
             "refit_params_json": json.dumps(refit_params(params, rounds), default=str),
@@ -205,12 +205,11 @@ def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] 
 
 
 def _partial_score(ctx: TrialContext, oof: np.ndarray, covered: np.ndarray) -> float:
-    from automl.metrics import get_metric as _get
-
+    metric = get_metric(ctx.metric, ctx.problem_type)
     try:
-        return float(_get(ctx.metric, ctx.problem_type).fn(ctx.y[covered], oof[covered], ctx.pos_index))
+        return float(metric.fn(ctx.y[covered], oof[covered], ctx.pos_index))
     except ValueError:  # e.g. one class only in the rows seen so far
-        return float(worst_value(get_metric(ctx.metric, ctx.problem_type)))
+        return float(worst_value(metric))
 
 
 def _save_oof(ctx: TrialContext, trial_id: str, oof: np.ndarray) -> None:
