@@ -6,7 +6,7 @@ same folds; the ensemble is kept only when it beats the best single model on val
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -58,8 +58,35 @@ def caruana_select(preds: Sequence[np.ndarray], y: np.ndarray, metric: Metric, p
     return Selection(members, weights / weights.sum(), float(best_score), float(best_single))
 
 
+def share_preprocessing(estimators: Sequence) -> List[Tuple[Any, List[Tuple[int, Any]]]]:
+    """Group members whose fitted processing steps are identical (same recipe, same rows).
+
+    Returns ``[(processing or None, [(member index, final step), ...]), ...]``: the rows are
+    transformed once per group instead of once per member. Members that are not a Pipeline
+    form groups of their own with ``None`` as processing.
+    """
+    import hashlib
+    import pickle
+
+    from sklearn.pipeline import Pipeline
+
+    groups: Dict[Any, Tuple[Any, List[Tuple[int, Any]]]] = {}
+    for i, est in enumerate(estimators):
+        if isinstance(est, Pipeline) and len(est.steps) > 1:
+            pre = est[:-1]
+            key = hashlib.sha256(pickle.dumps(pre, protocol=pickle.HIGHEST_PROTOCOL)).hexdigest()
+            groups.setdefault(key, (pre, []))[1].append((i, est.steps[-1][1]))
+        else:
+            groups[("single", i)] = (None, [(i, est)])
+    return list(groups.values())
+
+
 class WeightedEnsemble(BaseEstimator):
-    """A weighted average of fitted pipelines: probabilities (classification) or values."""
+    """A weighted average of fitted pipelines: probabilities (classification) or values.
+
+    Members with identical fitted processing (same candidate recipe) share one transform of
+    the rows; each member's output is still summed in member order, so sharing changes no float.
+    """
 
     def __init__(self, estimators: list, weights: Sequence[float], problem_type: str, n_classes: int = 0):
         self.estimators = estimators
@@ -71,20 +98,47 @@ class WeightedEnsemble(BaseEstimator):
     def classes_(self):
         return np.arange(self.n_classes)
 
-    def _member_proba(self, est, X) -> np.ndarray:
-        p = est.predict_proba(X)
-        seen = np.asarray(est.classes_, dtype=int)
+    def groups(self):
+        """Members grouped by shared processing (computed once, see :func:`share_preprocessing`)."""
+        cached = self.__dict__.get("_groups")
+        if cached is None or cached[0] is not self.estimators:
+            cached = (self.estimators, share_preprocessing(self.estimators))
+            self.__dict__["_groups"] = cached
+        return cached[1]
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_groups", None)  # derived; rebuilt on first use
+        return state
+
+    def _full(self, p: np.ndarray, seen) -> np.ndarray:
         if p.shape[1] == self.n_classes:
             return p
-        full = np.zeros((len(X), self.n_classes))
-        full[:, seen] = p
+        full = np.zeros((len(p), self.n_classes))
+        full[:, np.asarray(seen, dtype=int)] = p
         return full
 
+    def member_outputs(self, X, groups=None) -> List[np.ndarray]:
+        """Each member's probabilities over all classes (or values), in member order."""
+        outs: List[Optional[np.ndarray]] = [None] * len(self.estimators)
+        regression = self.problem_type == "regression"
+        for pre, members in (groups if groups is not None else self.groups()):
+            Xt = X if pre is None else pre.transform(X)
+            for i, est in members:
+                outs[i] = (np.asarray(est.predict(Xt), dtype=float) if regression
+                           else self._full(est.predict_proba(Xt), est.classes_))
+        return outs
+
+    def combine(self, outs: List[np.ndarray]) -> np.ndarray:
+        total = sum(w * o for o, w in zip(outs, self.weights))
+        if self.problem_type == "regression":
+            return total
+        return total / total.sum(axis=1, keepdims=True)  # exact row sums despite float weights
+
     def predict_proba(self, X) -> np.ndarray:
-        p = sum(w * self._member_proba(e, X) for e, w in zip(self.estimators, self.weights))
-        return p / p.sum(axis=1, keepdims=True)  # exact row sums despite float weights
+        return self.combine(self.member_outputs(X))
 
     def predict(self, X) -> np.ndarray:
         if self.problem_type == "regression":
-            return sum(w * np.asarray(e.predict(X), dtype=float) for e, w in zip(self.estimators, self.weights))
+            return self.combine(self.member_outputs(X))
         return np.argmax(self.predict_proba(X), axis=1)

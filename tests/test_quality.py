@@ -61,6 +61,31 @@ def test_weighted_ensemble_averages_members():
     np.testing.assert_allclose(ens.predict_proba(X), 0.25 * m1.predict_proba(X) + 0.75 * m2.predict_proba(X))
 
 
+def test_ensemble_members_with_one_recipe_share_one_transform(monkeypatch):
+    from automl.search.trial import build_pipeline
+
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame({"a": rng.normal(size=120), "b": rng.normal(size=120),
+                      "c": rng.choice(["x", "y", "z"], 120)})
+    y = (X["a"] + (X["c"] == "x") > 0.3).astype(int).to_numpy()
+    types = {"a": "numeric", "b": "numeric", "c": "categorical"}
+    lin = Candidate("dpp1-linear", "linear", {"categorical": "onehot", "scale": "standard"}, {})
+    knn = Candidate("dpp6-knn", "knn", {"categorical": "onehot", "scale": "standard"}, {})
+    members = [build_pipeline(lin, {"model.C": 0.1}, types, "binary", 0).fit(X, y),
+               build_pipeline(lin, {"model.C": 10.0}, types, "binary", 0).fit(X, y),
+               build_pipeline(knn, {"model.n_neighbors": 5}, types, "binary", 0).fit(X, y),
+               build_pipeline(lin, {"model.C": 1.0, "preprocess.scale": "quantile"}, types, "binary", 0).fit(X, y)]
+    ens = WeightedEnsemble(members, [0.1, 0.2, 0.3, 0.4], "binary", 2)
+    sizes = sorted(len(m) for _, m in ens.groups())
+    assert sizes == [1, 3]  # the quantile-scaled member has other processing
+    calls = []
+    for pre, _ in ens.groups():
+        monkeypatch.setattr(pre, "transform", lambda Z, f=pre.transform: calls.append(1) or f(Z))
+    expected = sum(w * m.predict_proba(X) for m, w in zip(members, ens.weights))
+    np.testing.assert_allclose(ens.predict_proba(X), expected / expected.sum(axis=1, keepdims=True), rtol=1e-12)
+    assert len(calls) == 2  # one transform per group, not one per member
+
+
 def test_threshold_tuning_beats_default_for_f1():
     rng = np.random.default_rng(3)
     y = (rng.random(1000) < 0.1).astype(int)  # rare positives: 0.5 is a poor threshold for f1

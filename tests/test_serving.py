@@ -256,7 +256,7 @@ def test_fast_path_equals_the_saved_pipeline(tiny_run):
     ensemble = copy.copy(bundle)
     ensemble.pipeline = WeightedEnsemble(members, [0.3, 0.7], "binary", 2)
     pred = Predictor(ensemble, InputSchema.from_model(ensemble, training_dtypes(tiny_run)))
-    assert all(type(e).__name__ == "FastCastPipeline" for e in pred._fast.pipeline.estimators)
+    assert all(pre is not None for pre, _ in pred._fast.pipeline.groups)  # every member on the fast path
     np.testing.assert_allclose(pred.matrix(pred.schema.coerce(frame)), ensemble.predict_matrix(frame), rtol=1e-12)
 
 
@@ -272,6 +272,23 @@ def test_fast_forest_sums_trees_like_the_forest():
     assert FastForest.applies(clf) and FastForest.applies(reg)
     np.testing.assert_array_equal(FastForest(clf).predict_proba(X[:9]), clf.predict_proba(X[:9]))
     np.testing.assert_array_equal(FastForest(reg).predict(X[:9]), reg.predict(X[:9]))
+
+
+def test_softmax_svc_ovr_equals_scikit_learns():
+    from sklearn.svm import SVC
+    from sklearn.utils.multiclass import _ovr_decision_function
+
+    from automl.candidates.estimators import SoftmaxSVC, ovr_from_ovo
+
+    rng = np.random.default_rng(5)
+    for n_classes in (3, 10):
+        X, y = rng.normal(size=(200, 4)), rng.integers(0, n_classes, 200)
+        dec = SVC(decision_function_shape="ovo").fit(X, y).decision_function(X)
+        dec[:3] = 0.0  # ties go to the pair's first class, as in scikit-learn
+        np.testing.assert_array_equal(ovr_from_ovo(dec, n_classes), _ovr_decision_function(dec < 0, -dec, n_classes))
+        ours = SoftmaxSVC(C=3.0).fit(X, y)
+        theirs = SVC(C=3.0, decision_function_shape="ovr").fit(X, y)
+        np.testing.assert_array_equal(ours.decision_function(X), theirs.decision_function(X))
 
 
 def test_serve_option_errors(tiny_run):

@@ -6,6 +6,30 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.svm import SVC
 
 
+def ovr_from_ovo(dec: np.ndarray, n_classes: int) -> np.ndarray:
+    """One-vs-rest decision values from one-vs-one margins, as scikit-learn's
+    ``_ovr_decision_function(dec < 0, -dec, n_classes)`` computes them, vectorised.
+
+    scikit-learn loops over the class pairs in order, adding each pair's confidence to its two
+    classes. Here each class's contributions are laid out in that same pair order and summed
+    with ``cumsum`` (a strictly sequential sum), so every float is the same.
+    """
+    pairs = [(i, j) for i in range(n_classes) for j in range(i + 1, n_classes)]
+    index = np.empty((n_classes, n_classes - 1), dtype=int)
+    sign = np.empty((n_classes, n_classes - 1))
+    fill = [0] * n_classes
+    for k, (i, j) in enumerate(pairs):
+        index[i, fill[i]], sign[i, fill[i]] = k, 1.0  # confidence is -dec: class i gets -(-dec)
+        index[j, fill[j]], sign[j, fill[j]] = k, -1.0
+        fill[i] += 1
+        fill[j] += 1
+    contrib = dec[:, index] * sign  # (rows, classes, pairs of the class)
+    sums = np.cumsum(contrib, axis=2)[:, :, -1]
+    wins = (dec[:, index] >= 0) == (sign > 0)  # dec >= 0: the pair's first class wins
+    votes = wins.sum(axis=2).astype(float)
+    return votes + sums / (3 * (np.abs(sums) + 1))
+
+
 class SoftmaxSVC(ClassifierMixin, BaseEstimator):
     """An RBF SVC whose probabilities are a softmax of its decision function.
 
@@ -25,8 +49,18 @@ class SoftmaxSVC(ClassifierMixin, BaseEstimator):
         self.classes_ = self.svc_.classes_
         return self
 
+    def decision_function(self, X):
+        """scikit-learn's one-vs-rest decision values, computed from the pairwise ones without
+        its per-pair Python loop (see :func:`ovr_from_ovo`; the same floats)."""
+        svc = self.svc_
+        if len(svc.classes_) <= 2:
+            return svc.decision_function(X)
+        if svc.decision_function_shape != "ovo":
+            svc.decision_function_shape = "ovo"  # raw pairwise margins; predict() does not use it
+        return ovr_from_ovo(np.asarray(svc.decision_function(X), dtype=float), len(svc.classes_))
+
     def predict_proba(self, X):
-        d = np.asarray(self.svc_.decision_function(X), dtype=float)
+        d = np.asarray(self.decision_function(X), dtype=float)
         if d.ndim == 1:  # binary: one margin for the second class
             d = np.column_stack([-d, d])
         z = d / max(self.temperature, 1e-6)

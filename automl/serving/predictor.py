@@ -9,7 +9,8 @@ through :class:`InputSchema` have float64 numeric columns in a known order, whic
   ColumnTransformer's per-call fitted checks and joblib dispatch; plain numeric blocks (imputer,
   scaler) get the array of their columns instead of a frame;
 - :class:`FastForest`: forests sum their trees directly;
-- :func:`fast_model`: the same for every member of an ensemble.
+- :class:`FastEnsemble`: members with identical processing share one cast and transform;
+- :func:`fast_model`: picks the right one for a saved model.
 
 Each shortcut computes the same floats as the saved pipeline: tests compare them exactly, for
 every algorithm of a run and for ensembles, and the endpoint against ``automl predict``.
@@ -155,18 +156,48 @@ class FastForest:
         return out
 
 
+class FastEnsemble:
+    """A :class:`~automl.ensemble.WeightedEnsemble` on the fast path: one fast cast and
+    transform per group of members with identical processing, then each member's final step
+    (forests through :class:`FastForest`); outputs are combined by the ensemble itself, in
+    member order, so the floats are the saved ensemble's."""
+
+    def __init__(self, ensemble: Any, float_columns: Sequence[str]):
+        from types import SimpleNamespace
+
+        self.ensemble = ensemble
+        self.groups: List[Any] = []
+        for pre, members in ensemble.groups():
+            first = ensemble.estimators[members[0][0]]
+            if pre is not None and FastCastPipeline.applies(first):
+                fast = FastCastPipeline(first, float_columns)
+                finals = [(i, FastForest(f) if FastForest.applies(f) else f) for i, f in members]
+                self.groups.append((SimpleNamespace(transform=fast._features), finals))
+            else:
+                self.groups.extend((None, [(i, fast_model(ensemble.estimators[i], float_columns))])
+                                   for i, _ in members)
+
+    @property
+    def classes_(self):
+        return self.ensemble.classes_
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.ensemble.combine(self.ensemble.member_outputs(X, self.groups))
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        if self.ensemble.problem_type == "regression":
+            return self.predict_proba(X)
+        return np.argmax(self.predict_proba(X), axis=1)
+
+
 def fast_model(model: Any, float_columns: Sequence[str]) -> Any:
     """The model with each saved pipeline (also each member of an ensemble) on the fast path."""
     if FastCastPipeline.applies(model):
         return FastCastPipeline(model, float_columns)
-    try:
-        from automl.ensemble import WeightedEnsemble
-    except ImportError:  # pragma: no cover - older layouts
-        return model
+    from automl.ensemble import WeightedEnsemble
+
     if isinstance(model, WeightedEnsemble):
-        fast = copy.copy(model)
-        fast.estimators = [fast_model(e, float_columns) for e in model.estimators]
-        return fast
+        return FastEnsemble(model, float_columns)
     return model
 
 
@@ -277,10 +308,15 @@ class Predictor:
 
     def matrix(self, X: pd.DataFrame) -> np.ndarray:
         """As ``ModelBundle.predict_matrix`` for rows from ``self.schema`` (columns already in order)."""
+        from sklearn import config_context
+
         pipe = self._fast.pipeline
-        if not self.classification:
-            return np.asarray(pipe.predict(X), dtype=float)
-        proba = pipe.predict_proba(X)
+        # InputSchema has already turned non-finite numbers into missing values and the
+        # imputers fill them, so scikit-learn's per-step finiteness checks can be skipped.
+        with config_context(assume_finite=True):
+            if not self.classification:
+                return np.asarray(pipe.predict(X), dtype=float)
+            proba = pipe.predict_proba(X)
         if proba.shape[1] != len(self.bundle.classes):  # a class the model never saw: probability 0
             full = np.zeros((len(X), len(self.bundle.classes)))
             full[:, np.asarray(pipe.classes_, dtype=int)] = proba
