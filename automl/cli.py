@@ -83,6 +83,7 @@ def cmd_fit(args: List[str]) -> int:
         cfg = compose_config(overrides)
         run = fit(cfg, started=started)
         _print_result(run)
+        _stop_ray()
         return 0
     runs = expand_sweep(overrides)
     base = None
@@ -100,6 +101,16 @@ def cmd_fit(args: List[str]) -> int:
         log.info("sweep run %d/%d: %s", i + 1, len(runs), " ".join(ov) or "(defaults)")
         _print_result(fit(cfg, started=time.time()))
     return 0
+
+
+def _stop_ray() -> None:
+    """Stop this process's Ray now that everything is written: Ray's own exit hook waits an
+    extra half second for log lines that automl does not forward."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 def _print_result(run) -> None:

@@ -47,13 +47,17 @@ class DataConfig:
 class BudgetConfig:
     max_trials: int = 250
     time_limit_s: float = 120.0
-    # None: derived from the total (a quarter of it, at least 10 s).
+    # None: derived from the total (a third of it, at least 10 s).
     trial_time_limit_s: Optional[float] = None
 
 
 @dataclass
 class ValidationConfig:
     n_folds: int = 5
+    # From large_data_rows rows on, trials use large_data_folds folds (each fold is costly there;
+    # more trials beat more folds).
+    large_data_rows: int = 20_000
+    large_data_folds: int = 3
     cv_max_rows: int = 50_000
     holdout_fraction: float = 0.2
     # Trials fit on at most this many training rows per fold (a fixed stratified sample);
@@ -105,6 +109,8 @@ class CandidateConfig:
     enabled: bool = True
     # Skip this candidate when the training data has more rows than this.
     max_rows: Optional[int] = None
+    # Only for these problem types (binary, multiclass, regression); None: all of them.
+    problem_types: Optional[List[str]] = None
     description: str = ""
 
 
@@ -194,8 +200,9 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"budget.time_limit_s must be positive; got {cfg.budget.time_limit_s}")
     if cfg.data.test_fraction is not None and not 0 <= cfg.data.test_fraction < 1:
         raise ConfigError(f"data.test_fraction must be in [0, 1); got {cfg.data.test_fraction}")
-    if cfg.validation.n_folds < 2:
-        raise ConfigError(f"validation.n_folds must be at least 2; got {cfg.validation.n_folds}")
+    for key in ("n_folds", "large_data_folds"):
+        if cfg.validation[key] < 2:
+            raise ConfigError(f"validation.{key} must be at least 2; got {cfg.validation[key]}")
     if cfg.search.searcher not in ("optuna", "random"):
         raise ConfigError(f"search.searcher must be 'optuna' or 'random'; got '{cfg.search.searcher}'")
     from automl.metrics import check_metric_name

@@ -76,6 +76,7 @@ def load_training_data(cfg: DictConfig, frame: Optional[pd.DataFrame] = None):
 
 TRAIN_DATA_FILE = "data/train.parquet"
 REPORT_RESERVE_S = 4.0  # what writing report.html, the summary and the manifest may take
+SEARCH_TEARDOWN_S = 1.5  # stopping the trials still running at the search deadline (measured 1-2.5 s)
 
 
 def save_training_data(out: str, df: pd.DataFrame, so: Dict[str, Any]) -> None:
@@ -211,11 +212,16 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
         write_manifest(out, so)  # last: digests every file written so far
         return Run(out, storage_options=so)
 
-    folds = make_folds(y, info.problem_type, cfg.validation.n_folds, cfg.validation.cv_max_rows,
+    v = cfg.validation
+    n_folds = v.large_data_folds if len(df) >= v.large_data_rows else v.n_folds
+    if n_folds != v.n_folds and len(df) <= v.cv_max_rows:
+        log.info("%d rows >= validation.large_data_rows=%d: %d-fold cross-validation", len(df),
+                 v.large_data_rows, n_folds)
+    folds = make_folds(y, info.problem_type, n_folds, cfg.validation.cv_max_rows,
                        cfg.validation.holdout_fraction, cfg.seed)
     folds = cap_fold_rows(folds, y, cfg.validation.get("max_train_rows"), info.problem_type, cfg.seed)
     budget_total = float(cfg.budget.time_limit_s)
-    trial_limit = cfg.budget.trial_time_limit_s or max(10.0, budget_total / 4)
+    trial_limit = cfg.budget.trial_time_limit_s or max(10.0, budget_total / 3)
     ctx = TrialContext(X=compact_features(X[features], feature_types), y=y, folds=folds, column_types=feature_types,
                        candidates={c.name: c for c in candidates}, problem_type=info.problem_type,
                        metric=info.metric, n_classes=len(info.classes), pos_index=info.pos_index,
@@ -228,7 +234,7 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     init_ray(cfg.ray.address, cfg.ray.num_cpus)
     log.info("ray ready in %.1f s", time.time() - phase)
     # Kept back from the search: the final refit (ensemble members in parallel), the report and writing.
-    reserve = max(6.0, 0.15 * budget_total + REPORT_RESERVE_S)
+    reserve = max(6.0, 0.1 * budget_total + REPORT_RESERVE_S + SEARCH_TEARDOWN_S)
     search_budget = deadline - time.time() - reserve
     if search_budget < 1 and not state.previous_rows:
         raise SearchError(

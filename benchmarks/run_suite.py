@@ -44,10 +44,11 @@ def score(metric: str, y_true: pd.Series, pred: pd.DataFrame, positive=None) -> 
     return float(roc_auc_score((y_true.astype(str) == str(pos)).astype(int), pred[f"proba_{pos}"]))
 
 
-def run_tree_peak_rss(cmd, env=None) -> tuple[int, float, float, str]:
-    """Run a command; return (exit code, wall s, peak RSS GiB of its process tree, stderr tail)."""
+def run_tree_peak_rss(cmd, env=None, log_path=None) -> tuple[int, float, float, str]:
+    """Run a command; return (exit code, wall s, peak RSS GiB of its process tree, stderr tail).
+    ``log_path``: also keep the whole stderr there (the fit's log, for reading afterwards)."""
     start = time.time()
-    with tempfile.TemporaryFile("w+") as err:
+    with (open(log_path, "w+") if log_path else tempfile.TemporaryFile("w+")) as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
         ps = psutil.Process(proc.pid)
         peak = 0
@@ -110,7 +111,7 @@ def main() -> int:
             fit.append(f"metric={metric}")
         else:
             fit.append("metric=rmse")
-        rc, wall, peak, tail = run_tree_peak_rss(fit)
+        rc, wall, peak, tail = run_tree_peak_rss(fit, log_path=f"{out}/fit.log")
         rec = {"dataset": name, "metric": metric, "budget_s": args.budget, "wall_s": round(wall, 1),
                "peak_rss_gib": round(peak, 2), "score": None, "error": None}
         if rc != 0:

@@ -59,6 +59,10 @@ def _svm(problem_type: str, params: Dict[str, Any], seed: int):
     from automl.candidates.estimators import SoftmaxSVC
 
     if problem_type == "regression":
+        if "gamma_factor" in params:
+            from automl.candidates.estimators import RelativeGammaSVR
+
+            return RelativeGammaSVR(**{k: v for k, v in params.items() if k != "gamma"})
         return SVR(**params)
     return SoftmaxSVC(**params)
 
@@ -87,6 +91,8 @@ class Algorithm:
     max_rows: Optional[int] = None
     # Boosting that stops early on each fold's validation rounds (see search/trial.py).
     early_stopping: bool = False
+    # Regression: fit on a standardised target (neural networks, SVR assume targets of order one).
+    scale_target: bool = False
 
 
 ALGORITHMS: Dict[str, Algorithm] = {
@@ -95,10 +101,11 @@ ALGORITHMS: Dict[str, Algorithm] = {
     "linear": Algorithm(
         "linear", _linear, "linear learner: logistic regression / ridge regression", True, 1
     ),
-    "mlp": Algorithm("mlp", _mlp, "multi-layer perceptron (scikit-learn)", True, 2),
+    "mlp": Algorithm("mlp", _mlp, "multi-layer perceptron (scikit-learn)", True, 2, scale_target=True),
     "random_forest": Algorithm("random_forest", _forest("RandomForest"), "random forest", False, 2),
     "extra_trees": Algorithm("extra_trees", _forest("ExtraTrees"), "extremely randomised trees", False, 2),
-    "svm": Algorithm("svm", _svm, "support vector machine, RBF kernel", True, 1, max_rows=15_000),
+    "svm": Algorithm("svm", _svm, "support vector machine, RBF kernel", True, 1, max_rows=15_000,
+                     scale_target=True),
     "knn": Algorithm("knn", _knn, "k-nearest neighbours", True, 2, max_rows=50_000),
     "hist_gb": Algorithm("hist_gb", _hist_gb, "scikit-learn histogram gradient boosting", False, 2),
 }

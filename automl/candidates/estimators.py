@@ -6,6 +6,33 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.svm import SVC
 
 
+def relative_gamma(X, factor: float) -> float:
+    """``factor`` times scikit-learn's ``gamma="scale"`` (1 / (n_features * Var(X))): an RBF
+    width that means the same whatever the scale of the processed features."""
+    from scipy import sparse
+
+    var = (X.multiply(X)).mean() - X.mean() ** 2 if sparse.issparse(X) else np.asarray(X, dtype=float).var()
+    return float(factor) / (X.shape[1] * var) if var > 0 else float(factor)
+
+
+class RelativeGammaSVR(BaseEstimator):
+    """scikit-learn's SVR (RBF) with ``gamma = gamma_factor * 1 / (n_features * Var(X))``."""
+
+    def __init__(self, C: float = 1.0, epsilon: float = 0.1, gamma_factor: float = 1.0):
+        self.C = C
+        self.epsilon = epsilon
+        self.gamma_factor = gamma_factor
+
+    def fit(self, X, y):
+        from sklearn.svm import SVR
+
+        self.svr_ = SVR(C=self.C, epsilon=self.epsilon, gamma=relative_gamma(X, self.gamma_factor)).fit(X, y)
+        return self
+
+    def predict(self, X):
+        return self.svr_.predict(X)
+
+
 def ovr_from_ovo(dec: np.ndarray, n_classes: int) -> np.ndarray:
     """One-vs-rest decision values from one-vs-one margins, as scikit-learn's
     ``_ovr_decision_function(dec < 0, -dec, n_classes)`` computes them, vectorised.
@@ -37,14 +64,17 @@ class SoftmaxSVC(ClassifierMixin, BaseEstimator):
     the arg-max of ``predict_proba`` always equals ``predict``.
     """
 
-    def __init__(self, C: float = 1.0, gamma="scale", kernel: str = "rbf", temperature: float = 1.0):
+    def __init__(self, C: float = 1.0, gamma="scale", kernel: str = "rbf", temperature: float = 1.0,
+                 gamma_factor=None):
         self.C = C
         self.gamma = gamma
         self.kernel = kernel
         self.temperature = temperature
+        self.gamma_factor = gamma_factor
 
     def fit(self, X, y):
-        self.svc_ = SVC(C=self.C, gamma=self.gamma, kernel=self.kernel, decision_function_shape="ovr")
+        gamma = relative_gamma(X, self.gamma_factor) if self.gamma_factor is not None else self.gamma
+        self.svc_ = SVC(C=self.C, gamma=gamma, kernel=self.kernel, decision_function_shape="ovr")
         self.svc_.fit(X, y)
         self.classes_ = self.svc_.classes_
         return self
@@ -81,22 +111,36 @@ def _signed_exp(z):
 
 
 class TargetTransformRegressor(BaseEstimator):
-    """Fit a regressor on a transformed target (``log``: signed log1p) and invert predictions.
+    """Fit a regressor on a transformed target and invert its predictions.
 
-    Unlike scikit-learn's TransformedTargetRegressor it also transforms an ``eval_set``, so
-    boosting can stop early on validation rounds in the transformed space.
+    ``transform``: ``log`` (signed log1p) or ``none``; ``standardize`` then centres and scales
+    the (transformed) target by its training mean and standard deviation, which neural networks
+    and SVR need (their defaults assume targets of order one). Unlike scikit-learn's
+    TransformedTargetRegressor it also transforms an ``eval_set``, so boosting can stop early
+    on validation rounds in the transformed space.
     """
 
-    def __init__(self, regressor=None, transform: str = "log"):
+    def __init__(self, regressor=None, transform: str = "log", standardize: bool = False):
         self.regressor = regressor
         self.transform = transform
+        self.standardize = standardize
+
+    def _g(self, y):
+        return _signed_log(np.asarray(y, dtype=float)) if self.transform == "log" else np.asarray(y, dtype=float)
 
     def _f(self, y):
-        return _signed_log(np.asarray(y, dtype=float)) if self.transform == "log" else np.asarray(y, dtype=float)
+        z = self._g(y)
+        if getattr(self, "scale_", None) is not None:
+            z = (z - self.scale_[0]) / self.scale_[1]
+        return z
 
     def fit(self, X, y, eval_set=None, **fit_params):
         from sklearn.base import clone
 
+        self.scale_ = None
+        if self.standardize:
+            z = self._g(y)
+            self.scale_ = (float(z.mean()), float(z.std()) or 1.0)
         self.regressor_ = clone(self.regressor)
         if eval_set is not None:
             fit_params["eval_set"] = [(Xv, self._f(yv)) for Xv, yv in eval_set]
@@ -105,6 +149,8 @@ class TargetTransformRegressor(BaseEstimator):
 
     def predict(self, X):
         z = np.asarray(self.regressor_.predict(X), dtype=float)
+        if getattr(self, "scale_", None) is not None:
+            z = z * self.scale_[1] + self.scale_[0]
         return _signed_exp(z) if self.transform == "log" else z
 
     @property

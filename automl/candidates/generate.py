@@ -70,6 +70,14 @@ def generate_candidates(cfg: DictConfig, problem_type: str, n_rows: int, column_
         if not cc.get("enabled", True):
             skipped[name] = "disabled in its config (enabled: false)"
             continue
+        only = cc.get("problem_types")
+        bad = sorted(set(only or []) - {"binary", "multiclass", "regression"})
+        if bad:
+            raise ConfigError(f"candidates.{name}.problem_types has unknown type(s) {', '.join(bad)}; "
+                              "use binary, multiclass and/or regression")
+        if only and problem_type not in only:
+            skipped[name] = f"only for {', '.join(only)} problems (problem_types); this one is {problem_type}"
+            continue
         limit = cc.get("max_rows") or algo.max_rows
         if limit is not None and n_rows > limit:
             skipped[name] = f"{n_rows} training rows exceed its max_rows={limit} (too slow for the budget)"

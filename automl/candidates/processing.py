@@ -16,6 +16,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import (
+    MinMaxScaler,
     OneHotEncoder,
     OrdinalEncoder,
     QuantileTransformer,
@@ -117,6 +118,7 @@ def _to_bool(s: pd.Series) -> pd.Series:
 def _scaler(kind: str):
     return {
         "standard": StandardScaler(),
+        "minmax": MinMaxScaler(),
         "robust": RobustScaler(),
         "quantile": QuantileTransformer(n_quantiles=200, output_distribution="normal", subsample=100_000),
         "none": None,

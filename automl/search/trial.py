@@ -79,8 +79,9 @@ def build_pipeline(candidate: Candidate, params: Dict[str, Any], column_types: D
     target_transform = processing.pop("target_transform", "none")
     pre = build_preprocessor(column_types, processing, problem_type)
     model = make_estimator(candidate.algorithm, problem_type, model_params, seed)
-    if problem_type == "regression" and target_transform not in (None, "none"):
-        model = TargetTransformRegressor(model, transform=target_transform)
+    scale_target = problem_type == "regression" and get_algorithm(candidate.algorithm).scale_target
+    if problem_type == "regression" and (target_transform not in (None, "none") or scale_target):
+        model = TargetTransformRegressor(model, transform=target_transform or "none", standardize=scale_target)
     return Pipeline(pre.steps + [("model", model)])
 
 
@@ -167,10 +168,15 @@ def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] 
             if on_fold is not None and i < len(ctx.folds) - 1:
                 on_fold(i + 1, _partial_score(ctx, oof, covered))
             elapsed = time.perf_counter() - start
-            if elapsed > ctx.trial_time_limit_s and i < len(ctx.folds) - 1:
-                raise TrialTimeout(
-                    f"trial exceeded its time limit of {ctx.trial_time_limit_s:.0f} s after {i + 1} fold(s)"
-                )
+            if i < len(ctx.folds) - 1:
+                # Stop now if the folds so far say the rest cannot finish within the limit:
+                # the watchdog would kill it later anyway, after wasting a worker on it.
+                projected = elapsed / (i + 1) * len(ctx.folds)
+                if projected > ctx.trial_time_limit_s:
+                    raise TrialTimeout(
+                        f"trial would exceed its time limit of {ctx.trial_time_limit_s:.0f} s "
+                        f"({elapsed:.1f} s for {i + 1} of {len(ctx.folds)} folds)"
+                    )
         threshold = None
         if ctx.problem_type == "binary" and ctx.metric in THRESHOLD_METRICS:
             threshold, _ = tune_threshold(ctx.y[covered], oof[covered], ctx.metric, ctx.pos_index)

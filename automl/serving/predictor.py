@@ -251,10 +251,10 @@ def _numeric_chain(trans: Any) -> bool:
     """A transformer (or Pipeline) of plain numeric scikit-learn steps, fine with a float array."""
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import QuantileTransformer, RobustScaler, StandardScaler
+    from sklearn.preprocessing import MinMaxScaler, QuantileTransformer, RobustScaler, StandardScaler
 
     steps = [s for _, s in trans.steps] if isinstance(trans, Pipeline) else [trans]
-    return bool(steps) and all(type(s) in (SimpleImputer, StandardScaler, RobustScaler, QuantileTransformer)
+    return bool(steps) and all(type(s) in (SimpleImputer, StandardScaler, RobustScaler, MinMaxScaler, QuantileTransformer)
                                for s in steps)
 
 
