@@ -51,6 +51,13 @@ class TrialContext:
     storage_options: Dict[str, Any] = field(default_factory=dict)
     # Report after each fold so ASHA can stop poor trials early (large data only).
     multi_fidelity: bool = False
+    # Wall-clock time (time.time()) at which the search ends: a trial still running then is
+    # stopped by its own watchdog (Tune can stop a trial only when it reports).
+    search_deadline: Optional[float] = None
+
+
+class SearchDeadline(TrialTimeout):
+    """A trial that could not finish before the search deadline."""
 
 
 def make_folds(y: np.ndarray, problem_type: str, n_folds: int, cv_max_rows: int, holdout_fraction: float, seed: int):
@@ -138,7 +145,8 @@ def latency_ms(pipeline, X: pd.DataFrame, problem_type: str) -> float:
 
 
 def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] = None,
-             on_fold: Optional[Callable[[int, float], None]] = None) -> Dict[str, Any]:
+             on_fold: Optional[Callable[[int, float], None]] = None,
+             deadline: Optional[float] = None) -> Dict[str, Any]:
     """Cross-validate one configuration; never raises (a failure is a result).
 
     ``on_fold(n_folds_done, score_so_far)`` is called after every fold but the last, so a
@@ -172,6 +180,8 @@ def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] 
                 # Stop now if the folds so far say the rest cannot finish within the limit:
                 # the watchdog would kill it later anyway, after wasting a worker on it.
                 projected = elapsed / (i + 1) * len(ctx.folds)
+                if deadline is not None and time.time() + projected - elapsed > deadline:
+                    raise SearchDeadline(f"stopped at the search deadline after {i + 1} of {len(ctx.folds)} folds")
                 if projected > ctx.trial_time_limit_s:
                     raise TrialTimeout(
                         f"trial would exceed its time limit of {ctx.trial_time_limit_s:.0f} s "
@@ -202,7 +212,8 @@ def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] 
             _save_oof(ctx, trial_id, oof)
         return result
     except TrialTimeout as exc:
-        return {**base, "status": "timeout", "error": str(exc), "objective": worst_value(metric),
+        status = "stopped" if isinstance(exc, SearchDeadline) else "timeout"
+        return {**base, "status": status, "error": str(exc), "objective": worst_value(metric),
                 "fit_s": time.perf_counter() - start}
     except Exception as exc:  # a failed trial is recorded, the run goes on
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()

@@ -113,14 +113,21 @@ def _trainable(config: Dict[str, Any], ctx: TrialContext = None, run: Optional[S
 
     trial_id = tune.get_context().get_trial_id()
     started = time.time()
+    limit = ctx.trial_time_limit_s
+    # The search deadline caps the trial too: past it, its result could not be used anyway.
+    until_deadline = (ctx.search_deadline - started) if ctx.search_deadline else None
+    at_deadline = until_deadline is not None and until_deadline < limit
+    watch_s = max(0.5, until_deadline) if at_deadline else limit
 
     def on_expire() -> None:
         # Runs in the watchdog thread just before it ends this worker process.
-        limit = ctx.trial_time_limit_s
+        if at_deadline:
+            status, error = "stopped", f"stopped at the search deadline after {time.time() - started:.0f} s"
+        else:
+            status, error = "timeout", (f"trial exceeded its time limit of {limit:.0f} s (stopped by the watchdog "
+                                        f"after {time.time() - started:.0f} s; raise budget.trial_time_limit_s)")
         row = result_row(trial_id, config, {
-            "candidate": config.get("candidate"), "status": "timeout",
-            "error": f"trial exceeded its time limit of {limit:.0f} s (stopped by the watchdog after "
-                     f"{time.time() - started:.0f} s; raise budget.trial_time_limit_s)",
+            "candidate": config.get("candidate"), "status": status, "error": error,
             "objective": worst_value(get_metric(ctx.metric, ctx.problem_type)),
             "fit_s": time.time() - started, **_placement()}, run.run_id if run else "")
         if run and run.output_dir:
@@ -129,8 +136,9 @@ def _trainable(config: Dict[str, Any], ctx: TrialContext = None, run: Optional[S
     def on_fold(step: int, score: float) -> None:  # intermediate: no "status" key
         tune.report({"objective": score, "folds_done": step, "candidate": config.get("candidate")})
 
-    with TrialWatchdog(ctx.trial_time_limit_s, on_expire):
-        result = evaluate(config, ctx, trial_id, on_fold if ctx.multi_fidelity and len(ctx.folds) > 1 else None)
+    with TrialWatchdog(watch_s, on_expire, grace=0.3 if at_deadline else None):
+        result = evaluate(config, ctx, trial_id, on_fold if ctx.multi_fidelity and len(ctx.folds) > 1 else None,
+                          deadline=ctx.search_deadline)
     result.update(_placement())
     tune.report(result)
 
@@ -312,6 +320,8 @@ def run_search(
     alg = _searcher(candidates, ctx.problem_type, greater_is_better, searcher, ctx.seed,
                     n_startup_trials, warm_start, previous)
     run = SearchRun(ctx.output_dir, dict(ctx.storage_options or {}), state.run_id if state is not None else "")
+    deadline = time.time() + max(1.0, time_budget_s)
+    ctx.search_deadline = deadline  # trials stop themselves there (see _trainable)
     recorder = TrialRecorder(run, state)
     trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx, run=run), {"cpu": cpus_per_trial})
     storage = storage_path or tempfile.mkdtemp(prefix="automl-tune-")
@@ -330,7 +340,7 @@ def run_search(
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(name="search", storage_path=storage, verbose=0,
-                                  stop=DeadlineStopper(time.time() + max(1.0, time_budget_s)),
+                                  stop=DeadlineStopper(deadline),
                                   callbacks=[recorder] + list(callbacks or [])),
     )
     log.info("search: %d candidate(s), up to %d trials%s, %d in parallel, %.0f s budget",

@@ -31,9 +31,10 @@ def grace_s(limit_s: float) -> float:
 class TrialWatchdog:
     """Context manager: ``on_expire`` runs (then the process exits) if the block outlives the limit."""
 
-    def __init__(self, limit_s: Optional[float], on_expire: Callable[[], None]):
+    def __init__(self, limit_s: Optional[float], on_expire: Callable[[], None], grace: Optional[float] = None):
         self.limit_s = limit_s
         self.on_expire = on_expire
+        self.grace = grace  # None: grace_s(limit_s)
         self._lock = threading.Lock()
         self._done = False
         self._timer: Optional[threading.Timer] = None
@@ -52,7 +53,7 @@ class TrialWatchdog:
 
     def __enter__(self) -> "TrialWatchdog":
         if self.limit_s and self.limit_s > 0:
-            hard = float(self.limit_s) + grace_s(self.limit_s)
+            hard = float(self.limit_s) + (grace_s(self.limit_s) if self.grace is None else self.grace)
             self._timer = threading.Timer(hard, self._fire)
             self._timer.daemon = True
             self._timer.start()
