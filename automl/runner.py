@@ -76,6 +76,7 @@ def load_training_data(cfg: DictConfig, frame: Optional[pd.DataFrame] = None):
 
 TRAIN_DATA_FILE = "data/train.parquet"
 REPORT_RESERVE_S = 4.0  # what writing report.html, the summary and the manifest may take
+FINAL_WRITE_S = 2.0  # the least kept for the model, summary and a plain report after the refit
 SEARCH_TEARDOWN_S = 0.5  # trials stop themselves at the search deadline; Tune then winds down
 
 
@@ -260,7 +261,9 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     best = done.iloc[0]
     log.info("best trial %s (%s): %s=%.5f", best.trial_id, best.candidate, info.metric, best.objective)
     phase = time.time()
-    model, chosen, threshold, lb = finalize(ctx, lb, rows, info, deadline - REPORT_RESERVE_S, out, so,
+    # The refit may use the reserve up to FINAL_WRITE_S before the deadline: the report sizes
+    # itself to the time left (it skips permutation importance when short).
+    model, chosen, threshold, lb = finalize(ctx, lb, rows, info, deadline - FINAL_WRITE_S, out, so,
                                             ensemble=cfg.search.ensemble)
     art.write_text(art.join(out, art.LEADERBOARD_FILE), lb.to_csv(index=False), so)
     bundle = ModelBundle(pipeline=model, problem_type=info.problem_type, target=target, feature_columns=features,
