@@ -81,6 +81,20 @@ def share_preprocessing(estimators: Sequence) -> List[Tuple[Any, List[Tuple[int,
     return list(groups.values())
 
 
+def significant_count_gain(y: np.ndarray, ensemble: np.ndarray, single: np.ndarray, z: float = 2.0) -> tuple:
+    """For accuracy: is the ensemble's gain over the best single model more than a few rows?
+
+    Counts the validation rows the ensemble labels right and the single model wrong (``b``) and
+    the reverse (``c``), and asks ``b - c >= z * sqrt(b + c)`` (McNemar's test, about 95% at
+    z = 2). Returns ``(passed, b, c)``. Caruana's selection maximises accuracy on the same rows
+    it is judged on, so gains of two or three rows are mostly fitted noise.
+    """
+    right_e = np.argmax(ensemble, axis=1) == y
+    right_s = np.argmax(single, axis=1) == y
+    b, c = int(np.sum(right_e & ~right_s)), int(np.sum(~right_e & right_s))
+    return (b > c and b - c >= z * np.sqrt(b + c)), b, c
+
+
 class WeightedEnsemble(BaseEstimator):
     """A weighted average of fitted pipelines: probabilities (classification) or values.
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from automl import artifacts as art
-from automl.ensemble import WeightedEnsemble, caruana_select
+from automl.ensemble import WeightedEnsemble, caruana_select, significant_count_gain
 from automl.model import apply_temperature, fit_temperature
 from automl.metrics import THRESHOLD_METRICS, get_metric, score_all, tune_threshold
 from automl.problem import ProblemInfo
@@ -87,6 +87,13 @@ def finalize(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], in
                                        score_fn=lambda yy, p: _score(info, yy, p))
             if selection is None:
                 log.info("ensemble not kept: it does not beat the best single model on validation")
+            elif info.metric == "accuracy":
+                blend = sum(w * preds[i] for i, w in enumerate(selection.weights) if w > 0)
+                ok, b, c = significant_count_gain(ctx.y[covered], blend, preds[selection.indices[0]])
+                if not ok:
+                    log.info("ensemble not kept: on validation it labels %d row(s) right that the best single "
+                             "model gets wrong and %d the other way round, within noise", b, c)
+                    selection = None
     if selection is not None:
         members = sorted(((ids[i], w) for i, w in enumerate(selection.weights) if w > 0), key=lambda m: -m[1])
         fit_s = {t: float(lb.loc[lb["trial_id"].astype(str) == t, "fit_s"].iloc[0]) for t, _ in members}

@@ -45,6 +45,21 @@ def test_caruana_refuses_when_no_gain():
     assert caruana_select([same, same.copy()], y, get_metric("auc", "binary")) is None
 
 
+def test_accuracy_gain_of_a_few_rows_is_not_enough():
+    from automl.ensemble import significant_count_gain
+
+    y = np.zeros(1000, dtype=int)
+    single = np.tile([0.9, 0.1], (1000, 1))
+    single[:40] = [0.1, 0.9]  # 40 rows wrong
+    near = single.copy()
+    near[:3] = [0.9, 0.1]  # right on 3 of them, wrong on one new row: a net gain of 2 rows
+    near[500] = [0.1, 0.9]
+    assert significant_count_gain(y, near, single) == (False, 3, 1)
+    far = single.copy()
+    far[:30] = [0.9, 0.1]  # 30 more rows right, none lost
+    assert significant_count_gain(y, far, single) == (True, 30, 0)
+
+
 def test_caruana_regression_lower_is_better():
     rng = np.random.default_rng(2)
     y = rng.normal(size=1000)
