@@ -5,6 +5,7 @@ same folds; the ensemble is kept only when it beats the best single model on val
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -119,6 +120,13 @@ class WeightedEnsemble(BaseEstimator):
             cached = (self.estimators, share_preprocessing(self.estimators))
             self.__dict__["_groups"] = cached
         return cached[1]
+
+    def with_groups(self, groups) -> "WeightedEnsemble":
+        """A shallow copy that predicts through ``groups`` (same shape as :meth:`groups`: the
+        endpoint's fast path passes fast transforms and final steps)."""
+        other = copy.copy(self)
+        other.__dict__["_groups"] = (other.estimators, groups)
+        return other
 
     def __getstate__(self):
         state = dict(self.__dict__)

@@ -218,9 +218,8 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     if n_folds != v.n_folds and len(df) <= v.cv_max_rows:
         log.info("%d rows >= validation.large_data_rows=%d: %d-fold cross-validation", len(df),
                  v.large_data_rows, n_folds)
-    folds = make_folds(y, info.problem_type, n_folds, cfg.validation.cv_max_rows,
-                       cfg.validation.holdout_fraction, cfg.seed)
-    folds = cap_fold_rows(folds, y, cfg.validation.get("max_train_rows"), info.problem_type, cfg.seed)
+    folds = make_folds(y, info.problem_type, n_folds, v.cv_max_rows, v.holdout_fraction, cfg.seed)
+    folds = cap_fold_rows(folds, y, v.get("max_train_rows"), info.problem_type, cfg.seed)
     budget_total = float(cfg.budget.time_limit_s)
     trial_limit = cfg.budget.trial_time_limit_s or max(10.0, budget_total / 3)
     ctx = TrialContext(X=compact_features(X[features], feature_types), y=y, folds=folds, column_types=feature_types,

@@ -256,7 +256,7 @@ def test_fast_path_equals_the_saved_pipeline(tiny_run):
     ensemble = copy.copy(bundle)
     ensemble.pipeline = WeightedEnsemble(members, [0.3, 0.7], "binary", 2)
     pred = Predictor(ensemble, InputSchema.from_model(ensemble, training_dtypes(tiny_run)))
-    assert all(pre is not None for pre, _ in pred._fast.pipeline.groups)  # every member on the fast path
+    assert all(pre is not None for pre, _ in pred._fast.pipeline.groups())  # every member on the fast path
     np.testing.assert_allclose(pred.matrix(pred.schema.coerce(frame)), ensemble.predict_matrix(frame), rtol=1e-12)
 
 

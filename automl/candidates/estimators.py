@@ -1,6 +1,8 @@
 """Small scikit-learn estimators that the registry needs and scikit-learn lacks."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.svm import SVC
@@ -33,6 +35,23 @@ class RelativeGammaSVR(BaseEstimator):
         return self.svr_.predict(X)
 
 
+@lru_cache(maxsize=None)
+def _pair_tables(n_classes: int) -> tuple:
+    """For each class, the indices of its pairs in scikit-learn's pair order and the sign its
+    confidence takes there (built once per class count: the endpoint calls this per request)."""
+    index = np.empty((n_classes, n_classes - 1), dtype=int)
+    sign = np.empty((n_classes, n_classes - 1))
+    fill = [0] * n_classes
+    pairs = ((i, j) for i in range(n_classes) for j in range(i + 1, n_classes))
+    for k, (i, j) in enumerate(pairs):
+        index[i, fill[i]], sign[i, fill[i]] = k, 1.0  # confidence is -dec: class i gets -(-dec)
+        index[j, fill[j]], sign[j, fill[j]] = k, -1.0
+        fill[i] += 1
+        fill[j] += 1
+    index.flags.writeable = sign.flags.writeable = False  # shared by every call
+    return index, sign
+
+
 def ovr_from_ovo(dec: np.ndarray, n_classes: int) -> np.ndarray:
     """One-vs-rest decision values from one-vs-one margins, as scikit-learn's
     ``_ovr_decision_function(dec < 0, -dec, n_classes)`` computes them, vectorised.
@@ -41,15 +60,7 @@ def ovr_from_ovo(dec: np.ndarray, n_classes: int) -> np.ndarray:
     classes. Here each class's contributions are laid out in that same pair order and summed
     with ``cumsum`` (a strictly sequential sum), so every float is the same.
     """
-    pairs = [(i, j) for i in range(n_classes) for j in range(i + 1, n_classes)]
-    index = np.empty((n_classes, n_classes - 1), dtype=int)
-    sign = np.empty((n_classes, n_classes - 1))
-    fill = [0] * n_classes
-    for k, (i, j) in enumerate(pairs):
-        index[i, fill[i]], sign[i, fill[i]] = k, 1.0  # confidence is -dec: class i gets -(-dec)
-        index[j, fill[j]], sign[j, fill[j]] = k, -1.0
-        fill[i] += 1
-        fill[j] += 1
+    index, sign = _pair_tables(n_classes)
     contrib = dec[:, index] * sign  # (rows, classes, pairs of the class)
     sums = np.cumsum(contrib, axis=2)[:, :, -1]
     wins = (dec[:, index] >= 0) == (sign > 0)  # dec >= 0: the pair's first class wins
@@ -74,7 +85,9 @@ class SoftmaxSVC(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         gamma = relative_gamma(X, self.gamma_factor) if self.gamma_factor is not None else self.gamma
-        self.svc_ = SVC(C=self.C, gamma=gamma, kernel=self.kernel, decision_function_shape="ovr")
+        # "ovo": decision_function gives the pairwise margins, turned into one-vs-rest values by
+        # ovr_from_ovo (predict() does not use it)
+        self.svc_ = SVC(C=self.C, gamma=gamma, kernel=self.kernel, decision_function_shape="ovo")
         self.svc_.fit(X, y)
         self.classes_ = self.svc_.classes_
         return self
@@ -85,8 +98,8 @@ class SoftmaxSVC(ClassifierMixin, BaseEstimator):
         svc = self.svc_
         if len(svc.classes_) <= 2:
             return svc.decision_function(X)
-        if svc.decision_function_shape != "ovo":
-            svc.decision_function_shape = "ovo"  # raw pairwise margins; predict() does not use it
+        if svc.decision_function_shape != "ovo":  # a model saved before SoftmaxSVC fitted with "ovo"
+            svc.decision_function_shape = "ovo"
         return ovr_from_ovo(np.asarray(svc.decision_function(X), dtype=float), len(svc.classes_))
 
     def predict_proba(self, X):

@@ -9,7 +9,7 @@ through :class:`InputSchema` have float64 numeric columns in a known order, whic
   ColumnTransformer's per-call fitted checks and joblib dispatch; plain numeric blocks (imputer,
   scaler) get the array of their columns instead of a frame;
 - :class:`FastForest`: forests sum their trees directly;
-- :class:`FastEnsemble`: members with identical processing share one cast and transform;
+- :func:`fast_groups`: ensemble members with identical processing share one cast and transform;
 - :func:`fast_model`: picks the right one for a saved model.
 
 Each shortcut computes the same floats as the saved pipeline: tests compare them exactly, for
@@ -156,38 +156,23 @@ class FastForest:
         return out
 
 
-class FastEnsemble:
-    """A :class:`~automl.ensemble.WeightedEnsemble` on the fast path: one fast cast and
-    transform per group of members with identical processing, then each member's final step
-    (forests through :class:`FastForest`); outputs are combined by the ensemble itself, in
-    member order, so the floats are the saved ensemble's."""
+def fast_groups(ensemble: Any, float_columns: Sequence[str]) -> List[Any]:
+    """A :class:`~automl.ensemble.WeightedEnsemble`'s member groups on the fast path: one fast
+    cast and transform per group of members with identical processing, then each member's
+    final step (forests through :class:`FastForest`). The ensemble still combines the outputs,
+    in member order, so the floats are the saved ensemble's."""
+    from types import SimpleNamespace
 
-    def __init__(self, ensemble: Any, float_columns: Sequence[str]):
-        from types import SimpleNamespace
-
-        self.ensemble = ensemble
-        self.groups: List[Any] = []
-        for pre, members in ensemble.groups():
-            first = ensemble.estimators[members[0][0]]
-            if pre is not None and FastCastPipeline.applies(first):
-                fast = FastCastPipeline(first, float_columns)
-                finals = [(i, FastForest(f) if FastForest.applies(f) else f) for i, f in members]
-                self.groups.append((SimpleNamespace(transform=fast._features), finals))
-            else:
-                self.groups.extend((None, [(i, fast_model(ensemble.estimators[i], float_columns))])
-                                   for i, _ in members)
-
-    @property
-    def classes_(self):
-        return self.ensemble.classes_
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return self.ensemble.combine(self.ensemble.member_outputs(X, self.groups))
-
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        if self.ensemble.problem_type == "regression":
-            return self.predict_proba(X)
-        return np.argmax(self.predict_proba(X), axis=1)
+    groups: List[Any] = []
+    for pre, members in ensemble.groups():
+        first = ensemble.estimators[members[0][0]]
+        if pre is not None and FastCastPipeline.applies(first):
+            fast = FastCastPipeline(first, float_columns)
+            finals = [(i, FastForest(f) if FastForest.applies(f) else f) for i, f in members]
+            groups.append((SimpleNamespace(transform=fast._features), finals))
+        else:
+            groups.extend((None, [(i, fast_model(ensemble.estimators[i], float_columns))]) for i, _ in members)
+    return groups
 
 
 def fast_model(model: Any, float_columns: Sequence[str]) -> Any:
@@ -197,7 +182,7 @@ def fast_model(model: Any, float_columns: Sequence[str]) -> Any:
     from automl.ensemble import WeightedEnsemble
 
     if isinstance(model, WeightedEnsemble):
-        return FastEnsemble(model, float_columns)
+        return model.with_groups(fast_groups(model, float_columns))
     return model
 
 
