@@ -62,6 +62,21 @@ def _score(info: ProblemInfo, y: np.ndarray, pred: np.ndarray) -> float:
     return get_metric(info.metric, info.problem_type).fn(y, pred, info.pos_index)
 
 
+def _clear_gain(info: ProblemInfo, metric, y: np.ndarray, pred: np.ndarray, single: np.ndarray,
+                single_score: float) -> tuple:
+    """Whether an ensemble's validation prediction beats the best single model's: a better
+    score, and for accuracy more than a few rows better (see ``significant_count_gain``).
+    Returns ``(ok, reason when not)``; used for the selected ensemble and for a trimmed one."""
+    if not _better_score(metric, _score(info, y, pred), single_score):
+        return False, "it does not beat the best single model on validation"
+    if info.metric == "accuracy":
+        ok, b, c = significant_count_gain(y, pred, single)
+        if not ok:
+            return False, (f"on validation it labels {b} row(s) right that the best single model gets "
+                           f"wrong and {c} the other way round, within noise")
+    return True, ""
+
+
 def finalize(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], info: ProblemInfo,
              deadline: float, out: str, so: Dict[str, Any], ensemble: bool = True):
     """Return (fitted estimator, description dict, leaderboard with an ensemble row if kept)."""
@@ -87,12 +102,12 @@ def finalize(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], in
                                        score_fn=lambda yy, p: _score(info, yy, p))
             if selection is None:
                 log.info("ensemble not kept: it does not beat the best single model on validation")
-            elif info.metric == "accuracy":
+            else:
+                single = preds[selection.indices[0]]
                 blend = sum(w * preds[i] for i, w in enumerate(selection.weights) if w > 0)
-                ok, b, c = significant_count_gain(ctx.y[covered], blend, preds[selection.indices[0]])
+                ok, why = _clear_gain(info, metric, ctx.y[covered], blend, single, selection.best_single_score)
                 if not ok:
-                    log.info("ensemble not kept: on validation it labels %d row(s) right that the best single "
-                             "model gets wrong and %d the other way round, within noise", b, c)
+                    log.info("ensemble not kept: %s", why)
                     selection = None
     if selection is not None:
         members = sorted(((ids[i], w) for i, w in enumerate(selection.weights) if w > 0), key=lambda m: -m[1])
@@ -107,17 +122,16 @@ def finalize(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], in
         left = deadline - time.time() - 1.0
         if cost_of(members) / parallel > left:
             # Keep the heaviest-weighted members whose refit fits in the time left, if that
-            # smaller ensemble still beats the best single model on validation.
+            # smaller ensemble still beats the best single model on validation (same test as above).
             kept = []
             for m in members:
                 if cost_of(kept + [m]) / parallel <= left:
                     kept.append(m)
             total = sum(w for _, w in kept)
-            score = None
-            if len(kept) >= 2:
-                pred = sum(w / total * preds[ids.index(t)] for t, w in kept)
+            pred = sum(w / total * preds[ids.index(t)] for t, w in kept) if len(kept) >= 2 else None
+            if pred is not None and _clear_gain(info, metric, ctx.y[covered], pred, single,
+                                                selection.best_single_score)[0]:
                 score = _score(info, ctx.y[covered], pred)
-            if score is not None and _better_score(metric, score, selection.best_single_score):
                 log.info("ensemble cut from %d to %d member(s) to refit within the %.0f s left", len(members),
                          len(kept), left)
                 members = [(t, w / total) for t, w in kept]
