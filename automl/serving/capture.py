@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional
 import fsspec
 
 from automl.errors import ConfigError
+from automl.serving.codec import json_value
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ def raw_records(body: bytes, kind: str, schema: Any) -> Optional[List[Dict[str, 
             doc = json.loads(text)
             rows = doc.get("instances") if isinstance(doc, dict) else None
             if isinstance(rows, list) and all(isinstance(r, dict) for r in rows):
-                return [{str(k): _clean(v) for k, v in r.items()} for r in rows]
+                return [{str(k): json_value(v) for k, v in r.items()} for r in rows]
             return None
         out = []
         for row in csv.reader(io.StringIO(text)):
@@ -212,24 +213,7 @@ def frame_records(df) -> List[Dict[str, Any]]:
     cols = list(df.columns)
     out = []
     for row in df.itertuples(index=False, name=None):
-        out.append({c: _clean(v) for c, v in zip(cols, row)})
+        out.append({c: json_value(v) for c, v in zip(cols, row)})
     return out
 
 
-def _clean(v: Any) -> Any:
-    if hasattr(v, "item"):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if v is None or (not isinstance(v, (str, bool, int, float)) and _isna(v)):
-        return None
-    return v
-
-
-def _isna(v: Any) -> bool:
-    try:
-        import pandas as pd
-
-        return bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False

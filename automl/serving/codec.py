@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from typing import Any, Dict, List, Optional, Tuple
 
 import pandas as pd
@@ -19,6 +20,25 @@ from automl.serving.schema import InputSchema
 
 CSV, JSON = "text/csv", "application/json"
 CONTENT_TYPES = (CSV, JSON)
+
+
+def json_value(v: Any) -> Any:
+    """One value made JSON-ready: numpy scalars to Python, NaN/inf and missing markers to null.
+    Used for responses (labels) and for captured rows."""
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if v is None or (not isinstance(v, (str, bool, int, float)) and _isna(v)):
+        return None
+    return v
+
+
+def _isna(v: Any) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
 
 
 class RequestError(Exception):

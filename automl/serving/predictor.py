@@ -18,7 +18,6 @@ every algorithm of a run and for ensembles, and the endpoint against ``automl pr
 from __future__ import annotations
 
 import copy
-import math
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -26,6 +25,7 @@ import pandas as pd
 
 from automl.errors import ConfigError
 from automl.model import ModelBundle
+from automl.serving.codec import json_value
 from automl.serving.schema import InputSchema
 
 RESPONSE_KEYS = ("predicted_label", "probability", "probabilities", "labels")
@@ -286,7 +286,7 @@ class Predictor:
         self.schema = schema
         self.classification = bundle.problem_type != "regression"
         self.response_keys = resolve_response_keys(response_keys, self.classification)
-        self.labels = [_plain(c) for c in bundle.classes]
+        self.labels = [json_value(c) for c in bundle.classes]
         fast = copy.copy(bundle)
         fast.pipeline = fast_model(bundle.pipeline, schema.float_columns)
         self._fast = fast
@@ -314,12 +314,12 @@ class Predictor:
         labels = self._fast.labels_from_matrix(m)
         out: List[Dict[str, Any]] = []
         if not self.classification:
-            return [{"predicted_label": _plain(v)} for v in labels]
+            return [{"predicted_label": json_value(v)} for v in labels]
         index = {c: i for i, c in enumerate(self.bundle.classes)}
         for row, label in zip(m, labels):
             obj: Dict[str, Any] = {}
             if "predicted_label" in keys:
-                obj["predicted_label"] = _plain(label)
+                obj["predicted_label"] = json_value(label)
             if "probability" in keys:
                 obj["probability"] = float(row[index[label]])
             if "probabilities" in keys:
@@ -344,12 +344,3 @@ def resolve_response_keys(keys: Optional[Sequence[str]], classification: bool) -
         raise ConfigError(f"response_keys={list(keys)}: a regression model answers only predicted_label; "
                           f"use response_keys=[predicted_label]")
     return list(dict.fromkeys(keys))
-
-
-def _plain(v: Any) -> Any:
-    """numpy scalars to JSON-ready Python values."""
-    if hasattr(v, "item"):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
