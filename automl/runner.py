@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -24,7 +25,7 @@ from automl.candidates.space import params_of
 from automl.data.compact import compact_features
 from automl.data.io import DEMO_DATASETS, read_table
 from automl.data.types import FEATURE_TYPES, infer_column_types
-from automl.errors import DataError, SearchError
+from automl.errors import ConfigError, DataError, SearchError
 from automl.finalize import ENSEMBLE_ID, finalize
 from automl.manifest import write_manifest
 from automl.metrics import METRICS, score_all
@@ -95,6 +96,28 @@ def save_training_data(out: str, df: pd.DataFrame, so: Dict[str, Any]) -> None:
     art.write_bytes(art.join(out, TRAIN_DATA_FILE), buf.getvalue(), so)
 
 
+def use_local_search(cfg: DictConfig) -> bool:
+    """Search in this process (no Ray) when asked, or for a small budget on this machine:
+    Ray's start-up (3-9 s here) would eat most of it."""
+    from automl.search.local import can_fork
+
+    executor = cfg.search.executor
+    if executor == "auto":
+        return (not cfg.ray.address and float(cfg.budget.time_limit_s) < float(cfg.search.local_below_s)
+                and can_fork())
+    if executor == "local" and not can_fork():
+        raise ConfigError("search.executor=local needs the fork start method, which this platform lacks; "
+                          "use search.executor=ray")
+    return executor == "local"
+
+
+def search_reserve_s(budget_s: float) -> float:
+    """Kept back from the search: the final refit (ensemble members in parallel), the report and
+    writing. 10% of the budget plus the report's share (all of REPORT_RESERVE_S from 30 s on;
+    less for smaller budgets, where the report skips its slow parts) plus the search's teardown."""
+    return 0.1 * budget_s + REPORT_RESERVE_S * min(1.0, budget_s / 30.0) + SEARCH_TEARDOWN_S
+
+
 def _drop_bad_targets(df: pd.DataFrame, target: str, problem_type: str, where: str) -> pd.DataFrame:
     y = df[target]
     bad = y.isna()
@@ -145,7 +168,6 @@ def _write_candidates(out: str, cands: List[Candidate], so: Dict[str, Any]) -> N
 def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional[float] = None):
     """Run the whole flow for a composed config; returns a :class:`automl.run.Run`."""
     from automl.run import Run
-    from automl.search.tuner import init_ray, run_search
     from automl.search.live import make_progress
 
     started = started or time.time()
@@ -230,23 +252,35 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     if ctx.multi_fidelity:
         log.info("multi-fidelity: %d rows >= %d, ASHA stops poor trials after their first folds",
                  len(df), cfg.validation.multi_fidelity_min_rows)
-    phase = time.time()
-    init_ray(cfg.ray.address, cfg.ray.num_cpus)
-    log.info("ray ready in %.1f s", time.time() - phase)
-    # Kept back from the search: the final refit (ensemble members in parallel), the report and writing.
-    reserve = max(6.0, 0.1 * budget_total + REPORT_RESERVE_S + SEARCH_TEARDOWN_S)
+    local = use_local_search(cfg)
+    if not local:
+        from automl.search.tuner import init_ray
+
+        phase = time.time()
+        init_ray(cfg.ray.address, cfg.ray.num_cpus)
+        log.info("ray ready in %.1f s", time.time() - phase)
+    reserve = search_reserve_s(budget_total)
     search_budget = deadline - time.time() - reserve
-    if search_budget < 1 and not state.previous_rows:
+    if search_budget < (0.5 if local else 1.0) and not state.previous_rows:
         raise SearchError(
             f"budget.time_limit_s={budget_total:.0f} is used up before the search starts "
-            f"(data loading and Ray start took {time.time() - started:.0f} s); raise budget.time_limit_s"
+            f"(data loading{'' if local else ' and Ray start'} took {time.time() - started:.0f} s); "
+            "raise budget.time_limit_s"
         )
     progress = make_progress(cfg.budget.max_trials, search_budget, info.metric, info.greater_is_better)
-    rows = run_search(ctx, candidates, greater_is_better=info.greater_is_better,
-                      max_trials=cfg.budget.max_trials, time_budget_s=search_budget,
-                      searcher=cfg.search.searcher, n_startup_trials=cfg.search.n_startup_trials,
-                      warm_start=cfg.search.warm_start, cpus_per_trial=cfg.ray.cpus_per_trial,
-                      callbacks=[progress], state=state)
+    common = dict(greater_is_better=info.greater_is_better, max_trials=cfg.budget.max_trials,
+                  time_budget_s=search_budget, searcher=cfg.search.searcher,
+                  n_startup_trials=cfg.search.n_startup_trials, warm_start=cfg.search.warm_start,
+                  callbacks=[progress], state=state)
+    if local:
+        from automl.search.local import run_local_search
+
+        workers = max(1, int((cfg.ray.num_cpus or os.cpu_count() or 1) // max(1e-9, cfg.ray.cpus_per_trial)))
+        rows = run_local_search(ctx, candidates, workers=workers, **common)
+    else:
+        from automl.search.tuner import run_search
+
+        rows = run_search(ctx, candidates, cpus_per_trial=cfg.ray.cpus_per_trial, **common)
     lb = _leaderboard(rows, ctx.candidates, info)
     art.write_text(art.join(out, art.LEADERBOARD_FILE), lb.to_csv(index=False), so)
     done = lb[lb["status"] == "completed"]

@@ -1,6 +1,7 @@
-"""Fault isolation through the real CLI and real Ray: a trial that raises, one that outlives
-its time limit, and one whose worker process is killed by SIGKILL are each recorded on the
-leaderboard with the reason, and the run finishes with the rest.
+"""Fault isolation through the real CLI, with real Ray and with the search without Ray (forked
+workers): a trial that raises, one that outlives its time limit, and one whose worker process
+is killed by SIGKILL are each recorded on the leaderboard with the reason, and the run
+finishes with the rest.
 
 The misbehaving models are test-only custom algorithms (`faulty_algorithms:<factory>`, see
 tests/faulty_algorithms.py), reached through PYTHONPATH; automl's registry knows nothing of them.
@@ -43,15 +44,19 @@ def _env():
 
 
 @pytest.mark.slow
-def test_raise_timeout_and_killed_worker_are_isolated(workdir):
+@pytest.mark.parametrize("executor", ["ray", "local"])
+def test_raise_timeout_and_killed_worker_are_isolated(workdir, executor):
+    # ray: Tune's workers and their watchdog; local: forked workers the search kills itself.
     space = workdir / "space.yaml"
     res = automl_cli("fit", f"data.path={workdir}/train.csv", "data.target=y", f"output_dir={workdir}/run",
                      "budget.max_trials=6", "budget.time_limit_s=150", "budget.trial_time_limit_s=3",
+                     f"search.executor={executor}",
                      # about the trials: the linear portfolio's two points could otherwise form an ensemble
                      "search.ensemble=false",
                      *OFF, *faulty("dpp2-mlp", "boom", space), *faulty("dpp5-svm", "die", space),
                      *faulty("dpp6-knn", "hang", space), env=_env(), cwd=str(workdir))
     assert res.returncode == 0, res.stderr[-3000:]
+    assert ("without Ray" in res.stderr) == (executor == "local"), res.stderr[-3000:]
     lb = pd.read_csv(workdir / "run" / "leaderboard.csv", dtype={"trial_id": str})
     assert lb["trial_id"].is_unique
     by = {c: g for c, g in lb.groupby("candidate")}

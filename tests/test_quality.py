@@ -142,14 +142,18 @@ def test_target_encoding_is_fitted_inside_the_folds():
 
 
 @pytest.mark.slow
-def test_time_budget_is_enforced(tmp_path):
+@pytest.mark.parametrize("budget", [45, 10])
+def test_time_budget_is_enforced(tmp_path, budget):
+    """45 s runs on Ray; 10 s (below search.local_below_s) searches without Ray, whose start-up
+    alone would take most of it, and must still end with a model within the budget."""
     from conftest import automl_cli, make_binary_frame
 
     make_binary_frame(3000, seed=5).to_csv(tmp_path / "d.csv", index=False)
-    budget = 45
     res = automl_cli("fit", f"data.path={tmp_path}/d.csv", "data.target=y", f"budget.time_limit_s={budget}",
                      "budget.max_trials=250", f"output_dir={tmp_path}/run", timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
+    assert ("without Ray" in res.stderr) == (budget < 30) and ("ray ready" in res.stderr) == (budget >= 30)
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert s["wall_time_s"] <= budget * 1.15, s["wall_time_s"]  # counted from process start
     assert s["n_trials"] < 250  # the clock, not the trial count, ended the search
+    assert s["n_trials_completed"] >= 1 and (tmp_path / "run" / "model.pkl").exists()

@@ -1,4 +1,4 @@
-"""Trials as they happen, in automl's own words (a Ray Tune callback).
+"""Trials as they happen, in automl's own words (Tune's callback hooks, see search/progress.py).
 
 On a terminal, a compact block is redrawn in place: trials running, completed and failed, the
 best score so far and its candidate, elapsed time against the budget, and the last few trials.
@@ -12,8 +12,6 @@ import sys
 import time
 from typing import Any, List, Optional, TextIO
 
-from ray.tune import Callback
-
 from automl.search.progress import ProgressLogger
 
 _UP_CLEAR = "\x1b[{n}F\x1b[J"  # cursor up n lines to column 0, clear to the end of the screen
@@ -26,7 +24,7 @@ def _fmt_s(seconds: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-class LiveView(Callback):
+class LiveView:
     """Redraws a few lines on ``stream`` (a terminal) as trials start and finish."""
 
     def __init__(self, max_trials: int, budget_s: float, metric: str, greater_is_better: bool,
@@ -135,7 +133,7 @@ def is_terminal(stream: Optional[TextIO] = None) -> bool:
 
 
 def make_progress(max_trials: int, budget_s: float, metric: str, greater_is_better: bool,
-                  stream: Optional[TextIO] = None) -> Callback:
+                  stream: Optional[TextIO] = None):
     """The live view on a terminal, plain log lines otherwise."""
     if is_terminal(stream):
         return LiveView(max_trials, budget_s, metric, greater_is_better, stream)

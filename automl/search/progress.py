@@ -1,16 +1,18 @@
-"""Trial progress in automl's own words (a Ray Tune callback)."""
+"""Trial progress in automl's own words.
+
+The hooks have Ray Tune's callback signatures; the Ray search wraps them in a Tune callback
+(search/tuner.py), the in-process search (search/local.py) calls them directly, so showing
+progress never imports Ray."""
 from __future__ import annotations
 
 import logging
 import time
 from typing import Optional
 
-from ray.tune import Callback
-
 log = logging.getLogger("automl.progress")
 
 
-class ProgressLogger(Callback):
+class ProgressLogger:
     """Logs one line per finished trial: counts, best so far, elapsed against budget."""
 
     def __init__(self, max_trials: int, budget_s: float, metric: str, greater_is_better: bool):

@@ -47,6 +47,20 @@ def write_result(output_dir: str, row: Dict[str, Any], storage_options: Optional
     art.write_json(result_url(output_dir, row["trial_id"]), row, storage_options)
 
 
+def persist_row(output_dir: Optional[str], row: Dict[str, Any], storage_options: Optional[Dict[str, Any]],
+                state: Optional["RunState"]) -> None:
+    """Persist a finished trial as it finishes and count it in the run state; a storage error
+    only logs a warning (the leaderboard still gets the row)."""
+    if output_dir:
+        try:
+            write_result(output_dir, row, storage_options)
+        except Exception as exc:
+            log.warning("could not persist trial %s: %s", row["trial_id"], exc)
+    if state is not None:
+        state.n_trials += 1
+        state.save()
+
+
 def read_result(output_dir: str, trial_id: str, storage_options: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:
     url = result_url(output_dir, trial_id)
     try:

@@ -19,9 +19,9 @@ from typing import Any, Dict, List, Optional
 from ray.tune import Callback
 
 from automl.candidates.generate import Candidate
-from automl.candidates.space import portfolio_points, suggest
-from automl.search.resume import (RunState, feed_study, read_result, result_row, unevaluated,
+from automl.search.resume import (RunState, feed_study, persist_row, read_result, result_row,
                                   write_result)
+from automl.search.searcher import DefineByRun, make_sampler, warm_points
 from automl.search.deadline import DeadlineStopper
 from automl.search.trial import TrialContext, evaluate
 from automl.search.watchdog import TrialWatchdog
@@ -143,46 +143,15 @@ def _trainable(config: Dict[str, Any], ctx: TrialContext = None, run: Optional[S
     tune.report(result)
 
 
-class _DefineByRun:
-    """The joint space: pick a candidate, then sample only its sub-space (picklable)."""
-
-    def __init__(self, spaces: Dict[str, Dict[str, Any]], problem_type: str):
-        self.spaces = spaces
-        self.problem_type = problem_type
-
-    def __call__(self, trial):
-        name = trial.suggest_categorical("candidate", list(self.spaces))
-        suggest(trial, name, self.spaces[name], self.problem_type)
-        return None
-
-
 def _searcher(candidates: List[Candidate], problem_type: str, greater_is_better: bool, searcher: str,
               seed: int, n_startup: int, warm_start: bool, previous: Optional[List[Dict[str, Any]]] = None):
-    import warnings
-
-    import optuna
     from ray.tune.search.optuna import OptunaSearch
 
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = _DefineByRun({c.name: c.space for c in candidates}, problem_type)
-    points = []
-    if warm_start:  # round-robin: every candidate's first known-good point, then the second ...
-        per_candidate = [portfolio_points(c.name, c.space, problem_type) for c in candidates]
-        for rank in range(max((len(p) for p in per_candidate), default=0)):
-            points.extend(p[rank] for p in per_candidate if rank < len(p))
-    if previous:
-        points = unevaluated(points, previous)  # a resumed run does not repeat its warm start
-        seed = seed + len(previous)  # fresh random draws, not the first attempt's again
-    if searcher == "random":
-        sampler = optuna.samplers.RandomSampler(seed=seed)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup, multivariate=True,
-                                             group=True, constant_liar=True)
-    alg = OptunaSearch(space=space, metric="objective", mode="max" if greater_is_better else "min",
-                       points_to_evaluate=points or None, sampler=sampler)
+    sampler = make_sampler(searcher, seed, n_startup, len(previous or []))
+    points = warm_points(candidates, problem_type, warm_start, previous)
+    alg = OptunaSearch(space=DefineByRun({c.name: c.space for c in candidates}, problem_type), metric="objective",
+                       mode="max" if greater_is_better else "min", points_to_evaluate=points or None,
+                       sampler=sampler)
     if previous:
         added = feed_study(alg._ot_study, previous, candidates, problem_type)
         log.info("searcher continues from %d earlier trial(s)", added)
@@ -224,14 +193,7 @@ class TrialRecorder(Callback):
 
     def _persist(self, row: Dict[str, Any]) -> None:
         self.rows[row["trial_id"]] = row
-        if self.run.output_dir:
-            try:
-                write_result(self.run.output_dir, row, self.run.storage_options)
-            except Exception as exc:  # the leaderboard still gets the row
-                log.warning("could not persist trial %s: %s", row["trial_id"], exc)
-        if self.state is not None:
-            self.state.n_trials += 1
-            self.state.save()
+        persist_row(self.run.output_dir, row, self.run.storage_options, self.state)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.started[trial.trial_id] = dict(trial.config or {})
@@ -284,6 +246,33 @@ class TrialRecorder(Callback):
                 out.append({"trial_id": tid, "config": cfg, "candidate": cfg.get("candidate"), "status": "stopped",
                             "error": "stopped by the run's time budget before it reported"})
         return out
+
+
+class _Forward(Callback):
+    """A plain progress object (search/progress.py, search/live.py) as a Tune callback."""
+
+    def __init__(self, target: Any):
+        self.target = target
+
+    def _call(self, hook: str, *args, **info) -> None:
+        fn = getattr(self.target, hook, None)
+        if fn is not None:
+            fn(*args, **info)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._call("on_trial_start", iteration, trials, trial, **info)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self._call("on_trial_result", iteration, trials, trial, result, **info)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._call("on_trial_error", iteration, trials, trial, **info)
+
+    def on_step_end(self, iteration, trials, **info):
+        self._call("on_step_end", iteration, trials, **info)
+
+    def on_experiment_end(self, trials, **info):
+        self._call("on_experiment_end", trials, **info)
 
 
 def run_search(
@@ -341,7 +330,8 @@ def run_search(
         ),
         run_config=tune.RunConfig(name="search", storage_path=storage, verbose=0,
                                   stop=DeadlineStopper(deadline),
-                                  callbacks=[recorder] + list(callbacks or [])),
+                                  callbacks=[recorder] + [c if isinstance(c, Callback) else _Forward(c)
+                                                          for c in callbacks or []]),
     )
     log.info("search: %d candidate(s), up to %d trials%s, %d in parallel, %.0f s budget",
              len(candidates), remaining, f" (after {len(previous)} earlier)" if previous else "",
