@@ -298,12 +298,14 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     # itself to the time left (it skips permutation importance when short).
     model, chosen, threshold, lb = finalize(ctx, lb, rows, info, deadline - FINAL_WRITE_S, out, so,
                                             ensemble=cfg.search.ensemble)
-    art.write_text(art.join(out, art.LEADERBOARD_FILE), lb.to_csv(index=False), so)
     bundle = ModelBundle(pipeline=model, problem_type=info.problem_type, target=target, feature_columns=features,
                          column_types=feature_types, classes=info.classes, positive_class=info.positive_class,
                          threshold=threshold, temperature=chosen.get("temperature"),
                          trial_id=str(chosen["trial_id"]), candidate=str(chosen["candidate"]))
     size = art.save_pickle(art.join(out, art.MODEL_FILE), bundle, so)
+    if chosen["trial_id"] == ENSEMBLE_ID:  # a large ensemble is pickled once, here (forests: hundreds of MB)
+        lb.loc[lb["trial_id"] == ENSEMBLE_ID, "model_size_bytes"] = size
+    art.write_text(art.join(out, art.LEADERBOARD_FILE), lb.to_csv(index=False), so)
     log.info("refit %s on all %d rows in %.1f s (%d bytes)", chosen["candidate"], len(df), time.time() - phase, size)
     if chosen["trial_id"] != ENSEMBLE_ID:
         chosen["params"] = next(json.loads(r.get("refit_params_json") or "{}") for r in rows

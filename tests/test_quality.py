@@ -60,6 +60,38 @@ def test_accuracy_gain_of_a_few_rows_is_not_enough():
     assert significant_count_gain(y, far, single) == (True, 30, 0)
 
 
+def test_refit_within_keeps_the_first_and_skips_what_cannot_finish():
+    import time
+
+    from automl.finalize import refit_within
+
+    # Item 0 is always fitted (the fallback model), even with no time at all; items whose
+    # estimate cannot fit before the deadline are never started. Fits take their estimate
+    # (capped at 0.2 s), so the measured correction stays near 1.
+    estimates = [0.2, 0.01, 100.0, 0.01]
+
+    def fit(i):
+        time.sleep(min(estimates[i], 0.2))
+        return f"m{i}"
+
+    assert refit_within(fit, estimates, time.time() + 2.0, workers=2) == {0: "m0", 1: "m1", 3: "m3"}
+    assert refit_within(lambda i: i, [5.0, 5.0], time.time() - 1.0) == {0: 0}
+
+
+def test_refit_within_corrects_estimates_by_the_fits_it_measured():
+    import time
+
+    from automl.finalize import refit_within
+
+    def fit(i):
+        time.sleep(0.05)
+        return i
+
+    # Estimated at 3 s each against a 2 s window: only item 0 could start on the estimates,
+    # but it took 0.05 s, so the measured ratio (~1/60) lets the rest start one after another.
+    assert sorted(refit_within(fit, [3.0, 3.0, 3.0, 3.0], time.time() + 2.0, workers=1)) == [0, 1, 2, 3]
+
+
 def test_caruana_regression_lower_is_better():
     rng = np.random.default_rng(2)
     y = rng.normal(size=1000)
