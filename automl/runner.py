@@ -104,7 +104,7 @@ def use_local_search(cfg: DictConfig) -> bool:
     executor = cfg.search.executor
     if executor == "auto":
         return (not cfg.ray.address and float(cfg.budget.time_limit_s) < float(cfg.search.local_below_s)
-                and can_fork())
+                and can_fork(auto=True))
     if executor == "local" and not can_fork():
         raise ConfigError("search.executor=local needs the fork start method, which this platform lacks; "
                           "use search.executor=ray")

@@ -5,8 +5,9 @@ of a 10 s budget. Here the same searcher (Optuna TPE, define-by-run, the portfol
 the same trial code (``trial.evaluate``) run in worker processes forked from this one, ``workers``
 at a time: a fork starts in milliseconds and inherits the data, and a trial still running at
 the search deadline (or past its own limit) is killed, like the Ray search's watchdog does.
-Rows are persisted as each trial finishes, exactly as in the Ray search. Needs ``fork`` (Linux,
-macOS); ``search.executor=ray`` keeps the Ray search for any budget.
+Rows are persisted as each trial finishes, exactly as in the Ray search. ``search.executor=auto``
+uses it on Linux only (``=local`` wherever ``fork`` exists); ``=ray`` keeps the Ray search for
+any budget.
 """
 from __future__ import annotations
 
@@ -83,9 +84,14 @@ class _Forked:
         self.conn.close()
 
 
-def can_fork() -> bool:
+def can_fork(auto: bool = False) -> bool:
+    """Whether worker processes can be forked here. ``auto``: only where forking is the norm
+    (Linux); macOS offers fork, but system libraries there are not safe to use after it."""
     import multiprocessing
+    import sys
 
+    if auto and not sys.platform.startswith("linux"):
+        return False
     return "fork" in multiprocessing.get_all_start_methods()
 
 
