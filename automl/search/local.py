@@ -52,6 +52,13 @@ _CONTEXT: Optional[TrialContext] = None  # set before forking: children inherit 
 
 
 def _child(conn, config: Dict[str, Any], trial_id: str, deadline: float) -> None:
+    # The trial's outcome travels in its result; its stray output (library warnings, logging)
+    # would only garble the live view, and a parent's stream object (e.g. a notebook's) may not
+    # work after a fork.
+    import sys
+
+    sys.stdout = sys.stderr = open(os.devnull, "w")
+    logging.disable(logging.CRITICAL)
     result = evaluate(config, _CONTEXT, trial_id, None, deadline)  # never raises
     conn.send({**result, **_placement()})
     conn.close()
