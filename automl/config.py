@@ -73,8 +73,8 @@ class SearchConfig:
     n_startup_trials: int = 8
     warm_start: bool = True
     ensemble: bool = True
-    # auto: in this process (threads, no Ray) when no ray.address is set and the budget is under
-    # local_below_s; else on Ray. ray | local force one.
+    # auto: worker processes forked from this one (no Ray) on Linux when no ray.address is set and
+    # the budget is under local_below_s; else on Ray. ray | local force one.
     executor: str = "auto"
     local_below_s: float = 30.0
 
@@ -210,8 +210,8 @@ def validate_config(cfg: DictConfig) -> None:
     if cfg.search.executor not in ("auto", "ray", "local"):
         raise ConfigError(f"search.executor must be 'auto', 'ray' or 'local'; got '{cfg.search.executor}'")
     if cfg.search.executor == "local" and cfg.ray.address:
-        raise ConfigError(f"search.executor=local runs in this process, but ray.address={cfg.ray.address} asks "
-                          "for a cluster; drop one of them")
+        raise ConfigError("search.executor=local runs on this machine without Ray, but "
+                          f"ray.address={cfg.ray.address} asks for a cluster; drop one of them")
     if cfg.search.searcher not in ("optuna", "random"):
         raise ConfigError(f"search.searcher must be 'optuna' or 'random'; got '{cfg.search.searcher}'")
     from automl.metrics import check_metric_name

@@ -36,14 +36,10 @@ def load_oof(out: str, trial_id: str, so: Dict[str, Any]) -> Optional[np.ndarray
 
 
 def _refit_one(ctx: TrialContext, spec: tuple):
+    """Refit a (candidate name, params) pair on all rows."""
     name, params = spec
     pipe = build_pipeline(ctx.candidates[name], params, ctx.column_types, ctx.problem_type, ctx.seed)
     return pipe.fit(ctx.X, ctx.y)
-
-
-def refit_many(ctx: TrialContext, specs: List[tuple]) -> List[Any]:
-    """Refit (candidate name, params) pairs on all rows, one after the other."""
-    return [_refit_one(ctx, s) for s in specs]
 
 
 def refit_within(fit_one: Callable[[int], Any], estimates: List[float], deadline: float,
@@ -186,7 +182,7 @@ def finalize(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], in
                               for t, w in members]}
     else:
         if model is None:
-            model = refit_many(ctx, [(by_id[best_id]["candidate"], refit_of(best_id))])[0]
+            model = _refit_one(ctx, (by_id[best_id]["candidate"], refit_of(best_id)))
         oof = oofs.get(best_id)
         if oof is None:
             oof = load_oof(out, best_id, so)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 import uuid
 from typing import Any, Dict, List, Optional
@@ -21,7 +20,7 @@ from typing import Any, Dict, List, Optional
 from automl.candidates.generate import Candidate
 from automl.search.resume import RunState, feed_study, persist_row, result_row
 from automl.search.searcher import DefineByRun, make_sampler, warm_points
-from automl.search.trial import TrialContext, evaluate
+from automl.search.trial import WORKER_DIED, TrialContext, evaluate, expiry, placement
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +40,6 @@ class LocalTrial:
         self.started = time.time()
 
 
-def _placement() -> Dict[str, Any]:
-    import automl
-
-    return {"node_id": "", "hostname": socket.gethostname(), "pid": os.getpid(),
-            "code_path": os.path.dirname(os.path.abspath(automl.__file__))}
-
-
 _CONTEXT: Optional[TrialContext] = None  # set before forking: children inherit it, nothing is pickled
 
 
@@ -60,21 +52,18 @@ def _child(conn, config: Dict[str, Any], trial_id: str, deadline: float) -> None
     sys.stdout = sys.stderr = open(os.devnull, "w")
     logging.disable(logging.CRITICAL)
     result = evaluate(config, _CONTEXT, trial_id, None, deadline)  # never raises
-    conn.send({**result, **_placement()})
+    conn.send({**result, **placement()})
     conn.close()
 
 
 class _Forked:
-    """One trial in a forked process; ``poll`` gives its result once it has sent one."""
+    """One trial in a forked process; ``conn`` becomes readable once it has sent its result."""
 
     def __init__(self, mp, config: Dict[str, Any], trial_id: str, deadline: float):
         self.conn, child_conn = mp.Pipe(duplex=False)
         self.proc = mp.Process(target=_child, args=(child_conn, config, trial_id, deadline), daemon=True)
         self.proc.start()
         child_conn.close()
-
-    def waitable(self):
-        return self.conn
 
     def result(self) -> Dict[str, Any]:
         try:
@@ -165,8 +154,7 @@ def run_local_search(
     def finish(opt_trial, trial: LocalTrial, result: Optional[Dict[str, Any]]) -> None:
         if result is None:
             result = {"candidate": trial.config.get("candidate"), "status": "failed", "objective": worst,
-                      "error": "the trial's worker process died (killed by a signal or out of memory); "
-                               "the run went on without it", "fit_s": time.time() - trial.started}
+                      "error": WORKER_DIED, "fit_s": time.time() - trial.started}
         study.tell(opt_trial, float(result["objective"]))
         trial.status = "TERMINATED" if result.get("status") == "completed" else "ERROR"
         row = result_row(trial.trial_id, trial.config, result, run_id)
@@ -202,13 +190,9 @@ def run_local_search(
                 forked.kill()
                 pending.pop(conn)
                 ran = now - trial.started
-                if at_deadline:
-                    status, error = "stopped", f"stopped at the search deadline after {ran:.0f} s"
-                else:
-                    status, error = "timeout", (f"trial exceeded its time limit of {limit:.0f} s (stopped after "
-                                                f"{ran:.0f} s; raise budget.trial_time_limit_s)")
+                status, error = expiry(at_deadline, limit, ran, "the search")
                 finish(opt_trial, trial, {"candidate": trial.config.get("candidate"), "status": status,
-                                          "error": error, "objective": worst, "fit_s": ran, **_placement()})
+                                          "error": error, "objective": worst, "fit_s": ran, **placement()})
     finally:
         for _, _, forked in pending.values():
             forked.kill()

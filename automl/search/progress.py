@@ -1,7 +1,7 @@
 """Trial progress in automl's own words.
 
 The hooks have Ray Tune's callback signatures; the Ray search wraps them in a Tune callback
-(search/tuner.py), the in-process search (search/local.py) calls them directly, so showing
+(search/tuner.py), the search without Ray (search/local.py) calls them directly, so showing
 progress never imports Ray."""
 from __future__ import annotations
 

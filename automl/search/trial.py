@@ -60,6 +60,30 @@ class SearchDeadline(TrialTimeout):
     """A trial that could not finish before the search deadline."""
 
 
+WORKER_DIED = ("the trial's worker process died (killed by a signal or out of memory); "
+               "the run went on without it")
+
+
+def placement(node_id: str = "") -> Dict[str, Any]:
+    """Where a trial ran (the leaderboard shows it; the cluster test checks it)."""
+    import os
+    import socket
+
+    import automl
+
+    return {"node_id": node_id, "hostname": socket.gethostname(), "pid": os.getpid(),
+            "code_path": os.path.dirname(os.path.abspath(automl.__file__))}
+
+
+def expiry(at_deadline: bool, limit_s: float, ran_s: float, stopper: str) -> Tuple[str, str]:
+    """Status and error of a trial ended from outside (``stopper``: who ended it) at the search
+    deadline or past its own limit."""
+    if at_deadline:
+        return "stopped", f"stopped at the search deadline after {ran_s:.0f} s"
+    return "timeout", (f"trial exceeded its time limit of {limit_s:.0f} s (stopped by {stopper} after "
+                       f"{ran_s:.0f} s; raise budget.trial_time_limit_s)")
+
+
 def make_folds(y: np.ndarray, problem_type: str, n_folds: int, cv_max_rows: int, holdout_fraction: float, seed: int):
     """k-fold CV up to ``cv_max_rows`` rows, one stratified holdout split above."""
     n = len(y)

@@ -23,7 +23,7 @@ from automl.search.resume import (RunState, feed_study, persist_row, read_result
                                   write_result)
 from automl.search.searcher import DefineByRun, make_sampler, warm_points
 from automl.search.deadline import DeadlineStopper
-from automl.search.trial import TrialContext, evaluate
+from automl.search.trial import WORKER_DIED, TrialContext, evaluate, expiry, placement
 from automl.search.watchdog import TrialWatchdog
 
 log = logging.getLogger(__name__)
@@ -91,19 +91,14 @@ class SearchRun:
 
 
 def _placement() -> Dict[str, Any]:
-    """Where this trial ran (the leaderboard shows it; the cluster test checks it)."""
-    import socket
-
+    """Where this trial ran, with its Ray node."""
     import ray
-
-    import automl
 
     try:
         node_id = ray.get_runtime_context().get_node_id()
     except Exception:  # outside Ray (tests calling the trainable directly)
         node_id = ""
-    return {"node_id": node_id, "hostname": socket.gethostname(), "pid": os.getpid(),
-            "code_path": os.path.dirname(os.path.abspath(automl.__file__))}
+    return placement(node_id)
 
 
 def _trainable(config: Dict[str, Any], ctx: TrialContext = None, run: Optional[SearchRun] = None) -> None:
@@ -121,11 +116,7 @@ def _trainable(config: Dict[str, Any], ctx: TrialContext = None, run: Optional[S
 
     def on_expire() -> None:
         # Runs in the watchdog thread just before it ends this worker process.
-        if at_deadline:
-            status, error = "stopped", f"stopped at the search deadline after {time.time() - started:.0f} s"
-        else:
-            status, error = "timeout", (f"trial exceeded its time limit of {limit:.0f} s (stopped by the watchdog "
-                                        f"after {time.time() - started:.0f} s; raise budget.trial_time_limit_s)")
+        status, error = expiry(at_deadline, limit, time.time() - started, "the watchdog")
         row = result_row(trial_id, config, {
             "candidate": config.get("candidate"), "status": status, "error": error,
             "objective": worst_value(get_metric(ctx.metric, ctx.problem_type)),
@@ -174,8 +165,7 @@ def _crash_reason(trial) -> str:
     low = text.lower()
     if any(s in low for s in ("actordied", "actor died", "workercrashed", "worker crashed", "exited unexpectedly",
                               "sigkill", "killed", "unexpected system error", "node died")):
-        return ("the trial's worker process died (killed by a signal or out of memory); "
-                "the run went on without it")
+        return WORKER_DIED
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return (lines[-1] if lines else "the trial crashed without an error message")[:500]
 
