@@ -90,7 +90,7 @@ class RayConfig:
 class ProcessingConfig:
     numeric_impute: str = "median"  # median | mean | zero
     missing_indicator: bool = True
-    scale: str = "none"  # none | standard | robust | quantile
+    scale: str = "none"  # none | standard | minmax | robust | quantile | log (signed log1p)
     categorical: str = "onehot"  # onehot | ordinal
     onehot_min_frequency: float = 0.005
     onehot_max_categories: int = 30

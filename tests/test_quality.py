@@ -189,3 +189,33 @@ def test_time_budget_is_enforced(tmp_path, budget):
     assert s["wall_time_s"] <= budget * 1.15, s["wall_time_s"]  # counted from process start
     assert s["n_trials"] < 250  # the clock, not the trial count, ended the search
     assert s["n_trials_completed"] >= 1 and (tmp_path / "run" / "model.pkl").exists()
+
+
+def test_signed_log_reshapes_numeric_columns_only_and_keeps_the_fast_path():
+    """``preprocess.scale=log``: sign(x)·log(1+|x|) on the numeric block (after imputation),
+    categorical codes untouched, and the serving fast path gives the same predictions."""
+    from automl.search.trial import build_pipeline
+    from automl.serving.predictor import fast_model
+
+    rng = np.random.default_rng(5)
+    n = 200
+    X = pd.DataFrame({"a": rng.lognormal(3, 2, n) * rng.choice([-1, 1], n), "b": rng.normal(size=n),
+                      "c": rng.choice(["x", "y", "z"], n)})
+    X.loc[3, "a"] = np.nan
+    y = (X["a"] > 10).astype(int).to_numpy()
+    types = {"a": "numeric", "b": "numeric", "c": "categorical"}
+    et = Candidate("dpp4-extra_trees", "extra_trees", {"categorical": "ordinal", "scale": "none"}, {})
+    raw = build_pipeline(et, {"model.n_estimators": 20}, types, "binary", 0).fit(X, y)
+    logged = build_pipeline(et, {"model.n_estimators": 20, "preprocess.scale": "log"}, types, "binary", 0).fit(X, y)
+    Zr, Zl = raw[:-1].transform(X), logged[:-1].transform(X)
+    assert Zr.shape == Zl.shape
+    span = raw.named_steps["columns"].output_indices_["numeric"]
+    numeric = list(range(span.start, span.stop))
+    other = [i for i in range(Zr.shape[1]) if i not in numeric]
+    assert len(numeric) == 3 and other  # a, b and a's missing indicator; c's codes
+    np.testing.assert_allclose(Zl[:, numeric], np.sign(Zr[:, numeric]) * np.log1p(np.abs(Zr[:, numeric])))
+    np.testing.assert_array_equal(Zl[:, other], Zr[:, other])
+    assert np.abs(Zl[:, numeric[0]]).max() < np.abs(Zr[:, numeric[0]]).max() / 20  # the tail is compressed
+    fast = fast_model(logged, ["a", "b"])
+    assert fast is not logged  # took the fast path
+    np.testing.assert_allclose(fast.predict_proba(X), logged.predict_proba(X), rtol=1e-12)

@@ -238,9 +238,11 @@ def _numeric_chain(trans: Any) -> bool:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import MinMaxScaler, QuantileTransformer, RobustScaler, StandardScaler
 
+    from automl.candidates.processing import SignedLog
+
+    plain = (SimpleImputer, StandardScaler, RobustScaler, MinMaxScaler, QuantileTransformer, SignedLog)
     steps = [s for _, s in trans.steps] if isinstance(trans, Pipeline) else [trans]
-    return bool(steps) and all(type(s) in (SimpleImputer, StandardScaler, RobustScaler, MinMaxScaler, QuantileTransformer)
-                               for s in steps)
+    return bool(steps) and all(type(s) in plain for s in steps)
 
 
 def _nameless(trans: Any) -> Any:
