@@ -43,3 +43,21 @@ def test_python_values_add_free_form_keys_but_not_unknown_ones():
 def test_sweep_expansion():
     runs = expand_sweep(["metric=accuracy,f1_macro", "seed=1"])
     assert runs == [["metric=accuracy", "seed=1"], ["metric=f1_macro", "seed=1"]]
+
+
+def test_warm_start_runs_portfolios_round_robin_and_skips_evaluated_points():
+    """Every candidate's first point (candidate order: cheap first), then every second point ..."""
+    from automl.candidates.generate import Candidate
+    from automl.search.searcher import warm_points
+
+    def cand(name, depths):
+        space = {"params": {"model.max_depth": {"type": "int", "low": 1, "high": 9, "init": 1}}, "fixed": {},
+                 "portfolio": [{"model.max_depth": d} for d in depths]}
+        return Candidate(name, "xgboost", {}, space)
+
+    points = warm_points([cand("a", [1, 2, 3]), cand("b", [4, 5]), cand("c", [6])], "binary", True)
+    assert [(p["candidate"], p[f"{p['candidate']}:model.max_depth"]) for p in points] == \
+        [("a", 1), ("b", 4), ("c", 6), ("a", 2), ("b", 5), ("a", 3)]
+    assert warm_points([cand("a", [1, 2])], "binary", False) == []
+    done = [{"config": {"candidate": "a", "a:model.max_depth": 2}}]  # rows of an earlier attempt
+    assert [p["a:model.max_depth"] for p in warm_points([cand("a", [1, 2, 3])], "binary", True, done)] == [1, 3]
