@@ -32,6 +32,8 @@ CASES = [
     ("unknown config key", ["foo=1"], "foo"),
     ("unknown nested key", ["budget.max_trails=3"], "max_trails"),
     ("bad value type", ["budget.max_trials=many"], "max_trials"),
+    ("unknown processing value", ["data.path={d}/ok.csv", "data.target=y", "candidates.dpp4-extra_trees.processing.scale=bogus"],
+     "candidates.dpp4-extra_trees.processing: scale='bogus' is unknown; use one of none, standard"),
 ]
 
 

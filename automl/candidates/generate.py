@@ -8,6 +8,7 @@ from typing import Any, Dict, List
 from omegaconf import DictConfig, OmegaConf
 
 from automl.candidates.algorithms import get_algorithm
+from automl.candidates.processing import check_processing
 from automl.candidates.space import load_space, normalise_space
 from automl.errors import ConfigError
 
@@ -87,6 +88,12 @@ def generate_candidates(cfg: DictConfig, problem_type: str, n_rows: int, column_
         else:
             space = load_space(cc.get("search_space") or cc["algorithm"], cfg.search_spaces_dir)
         processing = dict(cc["processing"])
+        for key, value in processing.items():
+            check_processing(f"candidates.{name}.processing", key, value)
+        for key, spec in space["params"].items():
+            step, _, option = key.partition(".")
+            for value in (spec.get("choices") or []) if step == "preprocess" else []:
+                check_processing(f"search space of {name}, {key}", option, value)
         cand = Candidate(name, cc["algorithm"], processing, space, cc.get("description", "") or algo.description)
         cand.reasons = explain_processing(processing, column_types, algo.needs_scaling)
         chosen.append(cand)

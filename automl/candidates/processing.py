@@ -25,7 +25,7 @@ from sklearn.preprocessing import (
     TargetEncoder,
 )
 
-from automl.errors import DataError
+from automl.errors import ConfigError, DataError
 
 DATE_PARTS = ("year", "month", "day", "dayofweek", "hour")
 MISSING_TOKEN = "__missing__"
@@ -133,6 +133,25 @@ class SignedLog(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None):
         return np.asarray(input_features if input_features is not None
                           else [f"x{i}" for i in range(self.n_features_in_)], dtype=object)
+
+
+# The values each processing option takes (candidate processing and searched preprocess.* choices).
+PROCESSING_CHOICES = {
+    "numeric_impute": ("median", "mean", "zero"),
+    "scale": ("none", "standard", "minmax", "robust", "quantile", "log"),
+    "categorical": ("onehot", "ordinal"),
+    "text": ("tfidf", "drop"),
+    "datetime": ("parts", "drop"),
+    "high_cardinality": ("target", "frequency", "none"),
+    "target_transform": ("none", "log"),
+}
+
+
+def check_processing(where: str, name: str, value: Any) -> None:
+    """A one-line error for a processing value the pipeline builder does not know."""
+    allowed = PROCESSING_CHOICES.get(name)
+    if allowed is not None and value not in allowed:
+        raise ConfigError(f"{where}: {name}={value!r} is unknown; use one of {', '.join(allowed)}")
 
 
 def _scaler(kind: str):
