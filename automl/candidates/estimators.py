@@ -115,7 +115,7 @@ class SoftmaxSVC(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
-def _signed_log(y):
+def signed_log(y):
     return np.sign(y) * np.log1p(np.abs(y))
 
 
@@ -139,7 +139,7 @@ class TargetTransformRegressor(BaseEstimator):
         self.standardize = standardize
 
     def _g(self, y):
-        return _signed_log(np.asarray(y, dtype=float)) if self.transform == "log" else np.asarray(y, dtype=float)
+        return signed_log(np.asarray(y, dtype=float)) if self.transform == "log" else np.asarray(y, dtype=float)
 
     def _f(self, y):
         z = self._g(y)

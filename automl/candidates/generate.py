@@ -91,9 +91,9 @@ def generate_candidates(cfg: DictConfig, problem_type: str, n_rows: int, column_
         for key, value in processing.items():
             check_processing(f"candidates.{name}.processing", key, value)
         for key, spec in space["params"].items():
-            step, _, option = key.partition(".")
-            for value in (spec.get("choices") or []) if step == "preprocess" else []:
-                check_processing(f"search space of {name}, {key}", option, value)
+            if key.startswith("preprocess."):
+                for value in spec.get("choices") or []:
+                    check_processing(f"search space of {name}, {key}", key.partition(".")[2], value)
         cand = Candidate(name, cc["algorithm"], processing, space, cc.get("description", "") or algo.description)
         cand.reasons = explain_processing(processing, column_types, algo.needs_scaling)
         chosen.append(cand)

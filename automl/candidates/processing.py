@@ -6,11 +6,12 @@ thresholded one-hot or ordinal encoding, TF-IDF for text, date parts and optiona
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Dict, List
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
@@ -25,6 +26,7 @@ from sklearn.preprocessing import (
     TargetEncoder,
 )
 
+from automl.candidates.estimators import signed_log
 from automl.errors import ConfigError, DataError
 
 DATE_PARTS = ("year", "month", "day", "dayofweek", "hour")
@@ -115,8 +117,9 @@ def _to_bool(s: pd.Series) -> pd.Series:
     return s.astype(str).str.strip().str.lower().map(mapping).astype(float)
 
 
-class SignedLog(TransformerMixin, BaseEstimator):
-    """sign(x) * log(1 + |x|): compresses heavy tails, keeps order and sign, needs no fitting.
+class SignedLog(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """sign(x) * log(1 + |x|) (the target transform's function): compresses heavy tails, keeps
+    order and sign, needs no fitting.
 
     Trees that split at exact values do not care, but extremely randomised trees draw their
     thresholds uniformly between a column's min and max, so on a skewed column most draws land
@@ -127,18 +130,24 @@ class SignedLog(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        X = np.asarray(X, dtype=float)
-        return np.sign(X) * np.log1p(np.abs(X))
+        return signed_log(np.asarray(X, dtype=float))
 
-    def get_feature_names_out(self, input_features=None):
-        return np.asarray(input_features if input_features is not None
-                          else [f"x{i}" for i in range(self.n_features_in_)], dtype=object)
 
+# Option -> SimpleImputer strategy, and option -> scaling step (None: no step).
+_IMPUTE = {"median": "median", "mean": "mean", "zero": "constant"}
+_SCALERS = {
+    "none": None,
+    "standard": StandardScaler,
+    "minmax": MinMaxScaler,
+    "robust": RobustScaler,
+    "quantile": partial(QuantileTransformer, n_quantiles=200, output_distribution="normal", subsample=100_000),
+    "log": SignedLog,
+}
 
 # The values each processing option takes (candidate processing and searched preprocess.* choices).
 PROCESSING_CHOICES = {
-    "numeric_impute": ("median", "mean", "zero"),
-    "scale": ("none", "standard", "minmax", "robust", "quantile", "log"),
+    "numeric_impute": tuple(_IMPUTE),
+    "scale": tuple(_SCALERS),
     "categorical": ("onehot", "ordinal"),
     "text": ("tfidf", "drop"),
     "datetime": ("parts", "drop"),
@@ -155,14 +164,8 @@ def check_processing(where: str, name: str, value: Any) -> None:
 
 
 def _scaler(kind: str):
-    return {
-        "log": SignedLog(),
-        "standard": StandardScaler(),
-        "minmax": MinMaxScaler(),
-        "robust": RobustScaler(),
-        "quantile": QuantileTransformer(n_quantiles=200, output_distribution="normal", subsample=100_000),
-        "none": None,
-    }[kind]
+    make = _SCALERS[kind]
+    return None if make is None else make()
 
 
 _TARGET_TYPES = {"binary": "binary", "multiclass": "multiclass", "regression": "continuous"}
@@ -261,7 +264,7 @@ def build_preprocessor(column_types: Dict[str, str], processing: Dict[str, Any],
     text = [c for c, t in types.items() if t == "text"]
     blocks: List = []
     if numeric:
-        impute = {"median": "median", "mean": "mean", "zero": "constant"}[p.get("numeric_impute", "median")]
+        impute = _IMPUTE[p.get("numeric_impute", "median")]
         steps = [SimpleImputer(strategy=impute, fill_value=0.0, add_indicator=bool(p.get("missing_indicator", True)),
                                keep_empty_features=True)]
         scaler = _scaler(p.get("scale", "none"))
