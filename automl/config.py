@@ -65,6 +65,12 @@ class ValidationConfig:
     max_train_rows: Optional[int] = 250_000
     # From this many rows on, trials report after each fold and ASHA stops poor ones early.
     multi_fidelity_min_rows: int = 10_000
+    # When the final model is a single configuration, the best rerank_top of them are
+    # cross-validated on rerank_repeats more splits and ranked by the mean; it may take
+    # rerank_share of budget.time_limit_s. rerank_top=0: off.
+    rerank_top: int = 10
+    rerank_repeats: int = 3
+    rerank_share: float = 0.08
 
 
 @dataclass
@@ -207,6 +213,11 @@ def validate_config(cfg: DictConfig) -> None:
     for key in ("n_folds", "large_data_folds"):
         if cfg.validation[key] < 2:
             raise ConfigError(f"validation.{key} must be at least 2; got {cfg.validation[key]}")
+    for key in ("rerank_top", "rerank_repeats"):
+        if cfg.validation[key] < 0:
+            raise ConfigError(f"validation.{key} must be 0 or more; got {cfg.validation[key]}")
+    if not 0 <= cfg.validation.rerank_share < 1:
+        raise ConfigError(f"validation.rerank_share must be in [0, 1); got {cfg.validation.rerank_share}")
     if cfg.search.executor not in ("auto", "ray", "local"):
         raise ConfigError(f"search.executor must be 'auto', 'ray' or 'local'; got '{cfg.search.executor}'")
     if cfg.search.executor == "local" and cfg.ray.address:

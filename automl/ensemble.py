@@ -82,18 +82,24 @@ def share_preprocessing(estimators: Sequence) -> List[Tuple[Any, List[Tuple[int,
     return list(groups.values())
 
 
-def significant_count_gain(y: np.ndarray, ensemble: np.ndarray, single: np.ndarray, z: float = 2.0) -> tuple:
+def significant_count_gain(y: np.ndarray, ensemble: np.ndarray, single: np.ndarray, alpha: float = 0.025) -> tuple:
     """For accuracy: is the ensemble's gain over the best single model more than a few rows?
 
     Counts the validation rows the ensemble labels right and the single model wrong (``b``) and
-    the reverse (``c``), and asks ``b - c >= z * sqrt(b + c)`` (McNemar's test, about 95% at
-    z = 2). Returns ``(passed, b, c)``. Caruana's selection maximises accuracy on the same rows
-    it is judged on, so gains of two or three rows are mostly fitted noise.
+    the reverse (``c``), and asks whether ``b`` of those ``b + c`` disagreements is more than a
+    coin would give: McNemar's exact (binomial, one-sided) test at ``alpha``. Returns
+    ``(passed, b, c)``. Caruana's selection maximises accuracy on the same rows it is judged on,
+    so gains of a few rows are mostly fitted noise. (The normal approximation used before,
+    ``b - c >= 2 sqrt(b + c)``, let 4 rows to 0 through, whose exact p-value is 1/16; on digits
+    such an ensemble lost 4 test rows of 450 against the single model.)
     """
+    from scipy.stats import binomtest
+
     right_e = np.argmax(ensemble, axis=1) == y
     right_s = np.argmax(single, axis=1) == y
     b, c = int(np.sum(right_e & ~right_s)), int(np.sum(~right_e & right_s))
-    return (b > c and b - c >= z * np.sqrt(b + c)), b, c
+    passed = b > c and binomtest(b, b + c, 0.5, alternative="greater").pvalue < alpha
+    return bool(passed), b, c
 
 
 class WeightedEnsemble(BaseEstimator):

@@ -19,8 +19,9 @@ import pandas as pd
 from automl import artifacts as art
 from automl.ensemble import WeightedEnsemble, caruana_select, significant_count_gain
 from automl.model import apply_temperature, fit_temperature
-from automl.metrics import THRESHOLD_METRICS, get_metric, score_all, tune_threshold
+from automl.metrics import THRESHOLD_METRICS, get_metric, objective_score, score_all, tune_threshold
 from automl.problem import ProblemInfo
+from automl.search.rerank import RerankSpec, rerank, score_spread
 from automl.search.trial import TrialContext, latency_ms, build_pipeline
 
 log = logging.getLogger(__name__)
@@ -43,21 +44,22 @@ def _refit_one(ctx: TrialContext, spec: tuple):
 
 
 def refit_within(fit_one: Callable[[int], Any], estimates: List[float], deadline: float,
-                 workers: int = 1) -> Dict[int, Any]:
+                 workers: int = 1, first_always: bool = True) -> Dict[int, Any]:
     """Fit items ``0..n-1`` in order, ``workers`` at a time in threads of this process (XGBoost
-    and scikit-learn's trees release the GIL): item 0 always, every other one only if its
-    estimated time fits before ``deadline``. Estimates are scaled by what the fits so far
+    and scikit-learn's trees release the GIL): item 0 always (unless not ``first_always``),
+    every other one only if its estimated time fits before ``deadline``. Estimates are scaled by what the fits so far
     actually took against their estimates (measured, not assumed: the trials' fold times
     over- or under-state a refit by up to 2x). Returns ``{index: fitted}`` of the items fitted.
     """
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     fitted: Dict[int, Any] = {}
-    queue = list(range(1, len(estimates)))
+    queue = list(range(1 if first_always else 0, len(estimates)))
     running: Dict[Any, tuple] = {}
     spent = estimated = 0.0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        running[pool.submit(fit_one, 0)] = (0, time.time())
+        if first_always and estimates:
+            running[pool.submit(fit_one, 0)] = (0, time.time())
         while True:
             ratio = spent / estimated if estimated > 0 else 1.0
             for i in list(queue):
@@ -82,9 +84,7 @@ def _better_score(metric, a: float, b: float) -> bool:
 
 
 def _score(info: ProblemInfo, y: np.ndarray, pred: np.ndarray) -> float:
-    if info.problem_type == "binary" and info.metric in THRESHOLD_METRICS:
-        return tune_threshold(y, pred, info.metric, info.pos_index)[1]
-    return get_metric(info.metric, info.problem_type).fn(y, pred, info.pos_index)
+    return objective_score(info.problem_type, info.metric, info.pos_index, y, pred)
 
 
 def _clear_gain(info: ProblemInfo, metric, y: np.ndarray, pred: np.ndarray, single: np.ndarray,
@@ -103,8 +103,13 @@ def _clear_gain(info: ProblemInfo, metric, y: np.ndarray, pred: np.ndarray, sing
 
 
 def finalize(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], info: ProblemInfo,
-             deadline: float, out: str, so: Dict[str, Any], ensemble: bool = True):
-    """Return (fitted estimator, description dict, leaderboard with an ensemble row if kept)."""
+             deadline: float, out: str, so: Dict[str, Any], ensemble: bool = True,
+             rerank_spec: Optional[RerankSpec] = None):
+    """Return (fitted estimator, description dict, leaderboard with an ensemble row if kept).
+
+    When the final model is a single configuration, the best few are first re-scored on more
+    cross-validation splits (``rerank_spec``; see search/rerank.py) and the best mean wins.
+    """
     by_id = {str(r["trial_id"]): r for r in rows}
     done = lb[lb["status"] == "completed"]
     best_id = str(done.iloc[0]["trial_id"])
@@ -134,6 +139,19 @@ def finalize(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], in
                 if not ok:
                     log.info("ensemble not kept: %s", why)
                     selection = None
+    reranked = None
+    if selection is None and rerank_spec is not None and rerank_spec.top >= 2:
+        # Leave the refit of the slowest of the configurations it may pick, with a margin.
+        k = len(ctx.folds)
+        slowest = float(done["fit_s"].head(rerank_spec.top).max()) / max(1, k - 1) * 1.5
+        until = min(time.time() + rerank_spec.seconds, deadline - slowest - 0.5)
+        best_oof = oofs.get(best_id)
+        if best_oof is None:
+            best_oof = load_oof(out, best_id, so)
+        band = score_spread(ctx, best_oof) if best_oof is not None else float("inf")
+        lb, reranked = rerank(ctx, lb, rows, info.greater_is_better, rerank_spec, until, band)
+        done = lb[lb["status"] == "completed"]
+        best_id = str(done.iloc[0]["trial_id"])
     t0 = time.time()
     model = None
     if selection is not None:
@@ -186,9 +204,13 @@ def finalize(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], in
         oof = oofs.get(best_id)
         if oof is None:
             oof = load_oof(out, best_id, so)
+        top = done.iloc[0]
         chosen = {"trial_id": best_id, "candidate": by_id[best_id]["candidate"],
-                  "score": float(done.iloc[0]["objective"])}
+                  "score": float(top["rerank_objective"] if pd.notna(top.get("rerank_objective")) else top["objective"])}
+        if reranked:
+            chosen["rerank"] = reranked
     refit_s = time.time() - t0
+    chosen["refit_s"] = round(refit_s, 2)
     threshold = None
     if oof is not None:
         covered = ~np.isnan(oof if oof.ndim == 1 else oof[:, 0])

@@ -147,6 +147,14 @@ def tune_threshold(y: np.ndarray, proba: np.ndarray, metric: str, pos_index: int
     return float(s_sorted[last[i]]), float(values[i])
 
 
+def objective_score(problem_type: str, metric: str, pos_index: int, y: np.ndarray, pred: np.ndarray) -> float:
+    """The run's metric on out-of-fold predictions as a trial scores them: binary f1 and balanced
+    accuracy at their tuned threshold, every other metric as is."""
+    if problem_type == "binary" and metric in THRESHOLD_METRICS:
+        return tune_threshold(y, pred, metric, pos_index)[1]
+    return get_metric(metric, problem_type).fn(y, pred, pos_index)
+
+
 def score_all(problem_type: str, y_true: np.ndarray, pred: np.ndarray, pos_index: int = 1,
               threshold: float | None = None) -> Dict[str, float]:
     """Every metric of the problem type; a metric that cannot be computed is NaN.

@@ -34,6 +34,7 @@ from automl.notebooks import write_notebooks
 from automl.problem import ProblemInfo, encode_target, resolve_problem
 from automl.redact import install_log_filter, redacted_yaml
 from automl.report import write_report
+from automl.search.rerank import RerankSpec
 from automl.search.resume import begin_run
 from automl.search.sampling import cap_fold_rows
 from automl.search.trial import TrialContext, make_folds
@@ -296,8 +297,10 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     phase = time.time()
     # The refit may use the reserve up to FINAL_WRITE_S before the deadline: the report sizes
     # itself to the time left (it skips permutation importance when short).
+    spec = RerankSpec(v.rerank_top, v.rerank_repeats, v.rerank_share * budget_total)
     model, chosen, threshold, lb = finalize(ctx, lb, rows, info, deadline - FINAL_WRITE_S, out, so,
-                                            ensemble=cfg.search.ensemble)
+                                            ensemble=cfg.search.ensemble, rerank_spec=spec)
+    best = lb[(lb["status"] == "completed") & (lb["trial_id"].astype(str) != ENSEMBLE_ID)].iloc[0]  # re-ranked
     bundle = ModelBundle(pipeline=model, problem_type=info.problem_type, target=target, feature_columns=features,
                          column_types=feature_types, classes=info.classes, positive_class=info.positive_class,
                          threshold=threshold, temperature=chosen.get("temperature"),
@@ -306,19 +309,22 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     if chosen["trial_id"] == ENSEMBLE_ID:  # a large ensemble is pickled once, here (forests: hundreds of MB)
         lb.loc[lb["trial_id"] == ENSEMBLE_ID, "model_size_bytes"] = size
     art.write_text(art.join(out, art.LEADERBOARD_FILE), lb.to_csv(index=False), so)
-    log.info("refit %s on all %d rows in %.1f s (%d bytes)", chosen["candidate"], len(df), time.time() - phase, size)
+    log.info("refit %s on all %d rows in %.1f s (%d bytes; choosing, refitting and saving it took %.1f s)",
+             chosen["candidate"], len(df), chosen["refit_s"], size, time.time() - phase)
     if chosen["trial_id"] != ENSEMBLE_ID:
         chosen["params"] = next(json.loads(r.get("refit_params_json") or "{}") for r in rows
                                 if str(r["trial_id"]) == chosen["trial_id"])
+    reranked = chosen.pop("rerank", None)  # see search/rerank.py
     summary.update({
         "best": {**chosen, "model_size_bytes": size},
         "best_single": {"trial_id": str(best.trial_id), "candidate": str(best.candidate),
-                        "score": float(best.objective)},
+                        "score": float(best.get("rerank_objective", np.nan) if pd.notna(best.get("rerank_objective"))
+                                       else best.objective)},
         "n_trials": int(sum(counts.values())), "n_trials_completed": int(counts.get("completed", 0)),
         "n_trials_failed": int(counts.get("failed", 0)), "n_trials_timeout": int(counts.get("timeout", 0)),
         "n_trials_stopped": int(counts.get("stopped", 0)),
         "validation": {"scheme": "holdout" if len(folds) == 1 else f"{len(folds)}-fold cross-validation",
-                       "n_folds": len(folds)},
+                       "n_folds": len(folds), "rerank": reranked},
     })
     if test_df is not None:
         test_df = _drop_bad_targets(test_df, target, info.problem_type, "test")

@@ -32,6 +32,7 @@ CASES = [
     ("unknown config key", ["foo=1"], "foo"),
     ("unknown nested key", ["budget.max_trails=3"], "max_trails"),
     ("bad value type", ["budget.max_trials=many"], "max_trials"),
+    ("re-rank share out of range", ["validation.rerank_share=1.5"], "validation.rerank_share must be in [0, 1); got 1.5"),
     ("unknown processing value", ["data.path={d}/ok.csv", "data.target=y", "candidates.dpp4-extra_trees.processing.scale=bogus"],
      "candidates.dpp4-extra_trees.processing: scale='bogus' is unknown; use one of none, standard"),
 ]

@@ -58,6 +58,16 @@ def test_accuracy_gain_of_a_few_rows_is_not_enough():
     far = single.copy()
     far[:30] = [0.9, 0.1]  # 30 more rows right, none lost
     assert significant_count_gain(y, far, single) == (True, 30, 0)
+    # Exact, not the normal approximation: 4 rows to 0 happens by chance once in 16 (it let such an
+    # ensemble through on digits, which then lost on test); 6 to 0 (1 in 64) passes, 7 to 1 does not.
+    def gain(b, c):
+        e = single.copy()
+        e[:b] = [0.9, 0.1]
+        e[900:900 + c] = [0.1, 0.9]
+        return significant_count_gain(y, e, single)
+
+    assert gain(4, 0) == (False, 4, 0) and gain(6, 0) == (True, 6, 0)
+    assert gain(7, 1) == (False, 7, 1) and gain(8, 1) == (True, 8, 1)
 
 
 def test_refit_within_keeps_the_first_and_skips_what_cannot_finish():
