@@ -82,3 +82,27 @@ def test_score_spread_matches_the_binomial_standard_error_for_accuracy():
                        problem_type="multiclass", metric="accuracy", n_classes=3)
     se = score_spread(ctx, pred, n_boot=200)
     assert se == pytest.approx(np.sqrt(p * (1 - p) / n), rel=0.3)
+
+
+def test_finalize_refits_the_re_ranked_best_and_says_so(tmp_path):
+    """The plumbing: with the ensemble off, finalize re-ranks, refits the new first and reports it."""
+    from automl.finalize import finalize
+    from automl.problem import ProblemInfo
+    from automl.runner import _leaderboard
+
+    ctx = _regression_ctx()
+    ctx.output_dir = str(tmp_path)
+    rows = []
+    for i, k in enumerate([1, 2, 15, 12]):
+        config = {"candidate": KNN.name, f"{KNN.name}:model.n_neighbors": k, f"{KNN.name}:model.weights": "uniform"}
+        res = evaluate(config, ctx, trial_id=f"t{i}")
+        rows.append({**res, "trial_id": f"t{i}", "config": config})
+    info = ProblemInfo("regression", "rmse", False, "test")
+    lb = _leaderboard(rows, ctx.candidates, info)
+    model, chosen, _, out = finalize(ctx, lb, rows, info, time.time() + 60, str(tmp_path), {}, ensemble=False,
+                                     rerank_spec=RerankSpec(top=10, repeats=2, seconds=30))
+    first = out[out["status"] == "completed"].iloc[0]
+    assert chosen["trial_id"] == first["trial_id"] and chosen["rerank"]["n_configurations"] >= 2
+    assert chosen["score"] == pytest.approx(first["rerank_objective"])
+    assert first["rerank_splits"] == 3
+    assert model.steps[-1][1].get_params()["n_neighbors"] in (12, 15)  # the refit is the re-ranked first

@@ -77,12 +77,16 @@ def _leaderboard_section(lb: pd.DataFrame, summary: Dict[str, Any]) -> str:
     from automl.metrics import METRICS
 
     metrics = [m for m in METRICS[summary["problem_type"]] if m in lb.columns]
-    cols = [c for c in ["trial_id", "candidate", "algorithm", "status", "objective", *metrics, *_COSTS] if c in lb]
+    cols = [c for c in ["trial_id", "candidate", "algorithm", "status", "objective", "rerank_objective", *metrics,
+                        *_COSTS] if c in lb]
     view = lb[cols].copy()
     view.insert(0, "rank", np.arange(1, len(view) + 1))
     chosen = (summary.get("best") or {}).get("trial_id")
     body = ('<p class="note">Click a column header to sort. The chosen model is highlighted. '
-            f"Objective: validation {esc(summary['metric'])}.</p>")
+            f"Objective: validation {esc(summary['metric'])}."
+            + (" rerank_objective: the mean over the search's split and more cross-validation splits, for the "
+               "configurations re-ranked before the final choice (they come first)." if "rerank_objective" in lb else "")
+            + "</p>")
     body += table(view, sortable=True, index=False, highlight=chosen, highlight_col="trial_id",
                   table_id="leaderboard-table")
     return section("Leaderboard", body, "leaderboard")
