@@ -131,6 +131,7 @@ def rerank(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], grea
     pos = {t: j for j, t in enumerate(lb["trial_id"].astype(str))}
     for i in range(n):
         lb.loc[pos[ids[i]], ["rerank_objective", "rerank_splits"]] = [means[i], 1 + spec.repeats]
+    lb["rerank_splits"] = lb["rerank_splits"].astype("Int64")  # 4, not 4.0, in leaderboard.csv
     head = [pos[ids[i]] for i in order]
     taken = set(head)
     rest = [j for j in range(len(lb)) if j not in taken]
