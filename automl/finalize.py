@@ -21,7 +21,7 @@ from automl.ensemble import WeightedEnsemble, caruana_select, significant_count_
 from automl.model import apply_temperature, fit_temperature
 from automl.metrics import THRESHOLD_METRICS, get_metric, objective_score, score_all, tune_threshold
 from automl.problem import ProblemInfo
-from automl.search.rerank import RerankSpec, rerank, score_spread
+from automl.search.rerank import RerankSpec, rank_score, rerank
 from automl.search.trial import TrialContext, latency_ms, build_pipeline
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,14 @@ def refit_within(fit_one: Callable[[int], Any], estimates: List[float], deadline
                 spent += time.time() - started
                 estimated += max(estimates[i], 1e-3)
     return fitted
+
+
+def _refit_estimate(ctx: TrialContext, fit_s: float, margin: float) -> float:
+    """A refit's time from a trial's fit_s, which covers its folds: k-fold CV trains each fold
+    on (k-1)/k of the rows, a holdout on 1 - holdout share; a refit fits all rows once."""
+    k = len(ctx.folds)
+    train_share = (k - 1) / k if k > 1 else len(ctx.folds[0][0]) / len(ctx.y)
+    return float(fit_s) / k / train_share * margin
 
 
 def _better_score(metric, a: float, b: float) -> bool:
@@ -139,17 +147,13 @@ def finalize(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], in
                 if not ok:
                     log.info("ensemble not kept: %s", why)
                     selection = None
+    oof_of = lambda tid: oofs[tid] if tid in oofs else load_oof(out, tid, so)  # noqa: E731
     reranked = None
     if selection is None and rerank_spec is not None and rerank_spec.top >= 2:
         # Leave the refit of the slowest of the configurations it may pick, with a margin.
-        k = len(ctx.folds)
-        slowest = float(done["fit_s"].head(rerank_spec.top).max()) / max(1, k - 1) * 1.5
+        slowest = _refit_estimate(ctx, done["fit_s"].head(rerank_spec.top).max(), 1.5)
         until = min(time.time() + rerank_spec.seconds, deadline - slowest - 0.5)
-        best_oof = oofs.get(best_id)
-        if best_oof is None:
-            best_oof = load_oof(out, best_id, so)
-        band = score_spread(ctx, best_oof) if best_oof is not None else float("inf")
-        lb, reranked = rerank(ctx, lb, rows, info.greater_is_better, rerank_spec, until, band)
+        lb, reranked = rerank(ctx, lb, rows, info.greater_is_better, rerank_spec, until, best_oof=oof_of(best_id))
         done = lb[lb["status"] == "completed"]
         best_id = str(done.iloc[0]["trial_id"])
     t0 = time.time()
@@ -159,12 +163,8 @@ def finalize(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], in
         members = sorted(((ids[i], w) for i, w in enumerate(selection.weights) if w > 0), key=lambda m: -m[1])
         single_id = ids[selection.indices[0]]
         members.sort(key=lambda m: m[0] != single_id)
-        # A trial's fit_s covers its folds; a refit fits all rows once: k-fold CV trains each fold
-        # on (k-1)/k of them, a holdout on 1 - holdout share. 20% margin; refit_within then
-        # corrects the estimates by the refits it has measured.
-        k = len(ctx.folds)
-        train_share = (k - 1) / k if k > 1 else len(ctx.folds[0][0]) / len(ctx.y)
-        estimates = [float(lb.loc[lb["trial_id"].astype(str) == t, "fit_s"].iloc[0]) / k / train_share * 1.2
+        # 20% margin; refit_within then corrects the estimates by the refits it has measured.
+        estimates = [_refit_estimate(ctx, lb.loc[lb["trial_id"].astype(str) == t, "fit_s"].iloc[0], 1.2)
                      for t, _ in members]
         parallel = max(1, min(os.cpu_count() or 1, len(members)))  # refits run on this machine
         specs = [(by_id[t]["candidate"], refit_of(t)) for t, _ in members]
@@ -201,12 +201,8 @@ def finalize(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], in
     else:
         if model is None:
             model = _refit_one(ctx, (by_id[best_id]["candidate"], refit_of(best_id)))
-        oof = oofs.get(best_id)
-        if oof is None:
-            oof = load_oof(out, best_id, so)
-        top = done.iloc[0]
-        chosen = {"trial_id": best_id, "candidate": by_id[best_id]["candidate"],
-                  "score": float(top["rerank_objective"] if pd.notna(top.get("rerank_objective")) else top["objective"])}
+        oof = oof_of(best_id)
+        chosen = {"trial_id": best_id, "candidate": by_id[best_id]["candidate"], "score": rank_score(done.iloc[0])}
         if reranked:
             chosen["rerank"] = reranked
     refit_s = time.time() - t0

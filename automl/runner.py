@@ -34,7 +34,7 @@ from automl.notebooks import write_notebooks
 from automl.problem import ProblemInfo, encode_target, resolve_problem
 from automl.redact import install_log_filter, redacted_yaml
 from automl.report import write_report
-from automl.search.rerank import RerankSpec
+from automl.search.rerank import RerankSpec, rank_score
 from automl.search.resume import begin_run
 from automl.search.sampling import cap_fold_rows
 from automl.search.trial import TrialContext, make_folds
@@ -318,8 +318,7 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     summary.update({
         "best": {**chosen, "model_size_bytes": size},
         "best_single": {"trial_id": str(best.trial_id), "candidate": str(best.candidate),
-                        "score": float(best.get("rerank_objective", np.nan) if pd.notna(best.get("rerank_objective"))
-                                       else best.objective)},
+                        "score": rank_score(best)},
         "n_trials": int(sum(counts.values())), "n_trials_completed": int(counts.get("completed", 0)),
         "n_trials_failed": int(counts.get("failed", 0)), "n_trials_timeout": int(counts.get("timeout", 0)),
         "n_trials_stopped": int(counts.get("stopped", 0)),

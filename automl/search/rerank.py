@@ -79,12 +79,20 @@ def score_spread(ctx: TrialContext, oof: np.ndarray, n_boot: int = 30) -> float:
     return float(np.std(values)) if len(values) >= 2 else float("inf")
 
 
+def rank_score(row: pd.Series) -> float:
+    """A leaderboard row's score as ranked: its re-ranked mean where it has one, else the search's."""
+    value = row.get("rerank_objective")
+    return float(value if value is not None and pd.notna(value) else row["objective"])
+
+
 def rerank(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], greater_is_better: bool,
-           spec: RerankSpec, until: float, band: float = float("inf")) -> Tuple[pd.DataFrame, Optional[Dict[str, Any]]]:
+           spec: RerankSpec, until: float, band: Optional[float] = None,
+           best_oof: Optional[np.ndarray] = None) -> Tuple[pd.DataFrame, Optional[Dict[str, Any]]]:
     """Return the leaderboard re-ordered (and what was done, for the summary; None if nothing).
 
-    Only configurations whose search score is within ``band`` of the best (the best score's
-    standard error, see ``score_spread``) are re-scored: the others are not plausibly the best.
+    Only configurations whose search score is within ``band`` of the best are re-scored: the
+    others are not plausibly the best. Without ``band``, it is the best score's standard error
+    on ``best_oof`` (see ``score_spread``), or no limit without that either.
     """
     from automl.finalize import refit_within
 
@@ -92,6 +100,8 @@ def rerank(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], grea
     if spec.top < 2 or spec.repeats < 1 or len(ctx.folds) < 2 or len(done) < 2:
         return lb, None  # a holdout split (large data) is not re-ranked: one more would cost a trial each
     t0 = time.time()
+    if band is None:
+        band = score_spread(ctx, best_oof) if best_oof is not None else float("inf")
     first = done["objective"].to_numpy(dtype=float)
     top = done[np.abs(first - first[0]) <= band].head(spec.top)
     if len(top) < 2:
