@@ -1,97 +1,190 @@
-"""Run FLAML and/or AutoGluon on the suite's splits with the same budget, when installed.
+"""Run FLAML, AutoGluon and AutoGluon best_quality on the suite's splits, seeds and budgets.
 
-    python benchmarks/run_peers.py [--datasets credit,wage] [--budget 60] [--systems flaml,ag,ag_best]
+    bash benchmarks/peers_setup.sh                  # once: the peers' own venv, /work/peers-venv
+    python benchmarks/run_peers.py [--group core|broad|all | --datasets credit,wage]
+                                   [--seeds 0] [--budgets 30,60,300] [--systems flaml,ag,ag_best]
+                                   [--out FILE] [--skip-done] [--python /work/peers-venv/bin/python]
 
-Prints one JSON line per run in the format of ../shared/benchmarks/peers_60.jsonl, so the
-figures there can be reproduced on this machine and compared with benchmarks/run_suite.py.
-Neither library is a dependency of automl: a system that is not installed is reported as such.
+Neither library is a dependency of automl: they live in their own virtual environment (see
+benchmarks/peers_setup.sh). This script runs under any Python with pandas, PyYAML and psutil (the
+project's venv or the peers' venv); each (system, dataset, seed, budget) runs as a separate
+process of --python (default: /work/peers-venv/bin/python when it exists), so its wall time
+counts from process start, as automl's does, its peak RSS is that of its process tree, and a
+run that does not stop is killed after --kill-after x budget + 120 s and recorded as an error.
+
+One JSON line per run, in the format of ../shared/benchmarks/peers_60.jsonl (system, dataset,
+metric, score, budget_s, wall_s, error) plus seed, peak_rss_gib, best_model, versions, date,
+cores and host. Seed 0 is each library's own default; other seeds go to FLAML's `seed` and to
+AutoGluon's split (`learner_kwargs.random_state`) and model seeds (`model_random_seed`).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import pandas as pd
-import yaml
+from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_suite import DEFAULT_SUITE  # noqa: E402
+from common import (  # noqa: E402
+    DEFAULT_SUITE,
+    SCRATCH,
+    append_jsonl,
+    done_keys,
+    last_error_line,
+    load_suite,
+    machine,
+    parse_list,
+    run_tree_peak_rss,
+    score,
+    select,
+)
+
+log = logging.getLogger("run_peers")
+PEERS_VENV_PYTHON = Path("/work/peers-venv/bin/python")
+SYSTEMS = ("flaml", "ag", "ag_best")
 
 
-def _score(metric, y_true, labels, proba_pos):
-    from sklearn.metrics import accuracy_score, mean_squared_error, roc_auc_score
+# ---------------------------------------------------------------- one run (child process)
 
-    if metric == "rmse":
-        return float(mean_squared_error(y_true, labels) ** 0.5)
-    if metric == "accuracy":
-        return float(accuracy_score(y_true.astype(str), pd.Series(labels).astype(str)))
-    return float(roc_auc_score(y_true, proba_pos))
+def load_split(spec: Dict[str, Any], data: Path):
+    import pandas as pd
+
+    train, test = pd.read_csv(data / "train.csv"), pd.read_csv(data / "test.csv")
+    drop = [c for c in spec.get("drop") or [] if c in train.columns]  # some splits already lack them
+    return train.drop(columns=drop), test.drop(columns=drop, errors="ignore")
 
 
-def run_flaml(train, test, target, problem, metric, budget):
+def run_flaml(train, test, spec: Dict[str, Any], budget: float, seed: int) -> Dict[str, Any]:
+    import flaml
+    import pandas as pd
     from flaml import AutoML
 
+    target, metric = spec["target"], spec["metric"]
     m = AutoML()
-    flaml_metric = {"auc": "roc_auc", "accuracy": "accuracy", "rmse": "rmse"}[metric]
-    task = "regression" if problem == "regression" else "classification"
-    m.fit(train.drop(columns=[target]), train[target], task=task, metric=flaml_metric, time_budget=budget, verbose=0)
+    flaml_metric = {"auc": "roc_auc", "accuracy": "accuracy", "rmse": "rmse", "mae": "mae", "r2": "r2",
+                    "logloss": "log_loss", "f1": "f1", "mse": "mse"}[metric]
+    task = "regression" if spec["problem"] == "regression" else "classification"
+    m.fit(train.drop(columns=[target]), train[target], task=task, metric=flaml_metric, time_budget=budget,
+          verbose=0, **({"seed": seed} if seed else {}))
     X = test.drop(columns=[target])
-    pos = m.predict_proba(X)[:, 1] if metric == "auc" else None
-    y = test[target]
-    if metric == "auc":
-        y = (y == m.classes_[1]).astype(int)
-    return _score(metric, y, m.predict(X), pos)
+    proba = None
+    if task == "classification":
+        proba = pd.DataFrame(m.predict_proba(X), columns=[str(c) for c in m.classes_])
+    return {"score": score(metric, test[target], m.predict(X), proba), "best_model": m.best_estimator,
+            "versions": {"flaml": flaml.__version__}}
 
 
-def run_autogluon(train, test, target, problem, metric, budget, best):
+def run_autogluon(train, test, spec: Dict[str, Any], budget: float, seed: int, best: bool,
+                  work: str) -> Dict[str, Any]:
+    import autogluon.tabular
     from autogluon.tabular import TabularPredictor
 
-    ag_metric = {"auc": "roc_auc", "accuracy": "accuracy", "rmse": "root_mean_squared_error"}[metric]
-    p = TabularPredictor(label=target, eval_metric=ag_metric, path=tempfile.mkdtemp(), verbosity=0)
-    p.fit(train, time_limit=budget, presets="best_quality" if best else None)
+    target, metric = spec["target"], spec["metric"]
+    ag_metric = {"auc": "roc_auc", "accuracy": "accuracy", "rmse": "root_mean_squared_error",
+                 "mae": "mean_absolute_error", "r2": "r2", "logloss": "log_loss", "f1": "f1",
+                 "mse": "mean_squared_error", "balanced_accuracy": "balanced_accuracy",
+                 "f1_macro": "f1_macro"}[metric]
+    seeded = {"learner_kwargs": {"random_state": seed}} if seed else {}
+    p = TabularPredictor(label=target, problem_type=spec["problem"], eval_metric=ag_metric,
+                         path=str(Path(work) / "ag"), verbosity=0, **seeded)
+    p.fit(train, time_limit=budget, presets="best_quality" if best else None,
+          **({"ag_args_ensemble": {"model_random_seed": seed}} if seed else {}))
     X = test.drop(columns=[target])
-    y = test[target]
-    pos = None
-    if metric == "auc":
+    proba = None
+    if spec["problem"] != "regression":
         proba = p.predict_proba(X)
-        pos_label = p.class_labels[1]
-        pos, y = proba[pos_label], (y == pos_label).astype(int)
-    return _score(metric, y, p.predict(X), pos)
+        proba.columns = [str(c) for c in proba.columns]
+    return {"score": score(metric, test[target], p.predict(X), proba, p.positive_class if metric in ("auc", "f1")
+                           and spec["problem"] == "binary" else None),
+            "best_model": p.model_best, "versions": {"autogluon": autogluon.tabular.__version__}}
 
 
-def main() -> int:
+def child(job: Dict[str, Any]) -> int:
+    """Run one job (the JSON given to --child) and write its result JSON to job['result']."""
+    spec = job["spec"]
+    train, test = load_split(spec, Path(job["data"]))
+    if job["system"] == "flaml":
+        res = run_flaml(train, test, spec, job["budget"], job["seed"])
+    else:
+        res = run_autogluon(train, test, spec, job["budget"], job["seed"], job["system"] == "ag_best", job["work"])
+    Path(job["result"]).write_text(json.dumps(res))
+    return 0
+
+
+# ---------------------------------------------------------------- the driver
+
+def run_one(python: str, suite_dir: Path, name: str, spec: Dict[str, Any], system: str, budget: float, seed: int,
+            kill_after: float, workdir: Path) -> Dict[str, Any]:
+    """One peer run as its own process; the record never raises."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{system}-{name}-s{seed}-b{budget}-", dir=workdir))
+    job = {"system": system, "data": str(suite_dir / name), "spec": spec, "budget": budget, "seed": seed,
+           "work": str(work), "result": str(work / "result.json")}
+    cmd = [python, str(Path(__file__).resolve()), "--child", json.dumps(job)]
+    rc, wall, peak, tail = run_tree_peak_rss(cmd, log_path=work / "peer.log", timeout_s=kill_after * budget + 120)
+    rec = {"system": system, "dataset": name, "group": spec["group"], "metric": spec["metric"], "score": None,
+           "budget_s": budget, "wall_s": round(wall, 1), "error": None, "seed": seed,
+           "peak_rss_gib": round(peak, 2), "best_model": None, "versions": None, **machine()}
+    result = work / "result.json"
+    if rc == 0 and result.exists():
+        rec.update(json.loads(result.read_text()))
+        shutil.rmtree(work, ignore_errors=True)  # AutoGluon's models; a failed run keeps peer.log
+    elif rc in (-9, 137):
+        rec["error"] = f"killed after {wall:.0f} s on a {budget} s budget (did not stop)"
+    else:
+        rec["error"] = ("not installed: " if "ModuleNotFoundError" in tail else "") + last_error_line(tail, rc)
+    return rec
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--suite", default=str(DEFAULT_SUITE))
-    ap.add_argument("--datasets", default="")
-    ap.add_argument("--budget", type=float, default=60)
-    ap.add_argument("--systems", default="flaml,ag,ag_best")
-    args = ap.parse_args()
+    ap.add_argument("--datasets", default="", help="comma-separated names (overrides --group)")
+    ap.add_argument("--group", default="all", help="core | broad | all")
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--budgets", default="60")
+    ap.add_argument("--budget", default=None, help="one budget (old spelling of --budgets)")
+    ap.add_argument("--systems", default=",".join(SYSTEMS))
+    ap.add_argument("--out", default=str(SCRATCH / "peers.jsonl"))
+    ap.add_argument("--workdir", default=str(SCRATCH / "peers"), help="scratch; a failed run keeps peer.log here")
+    ap.add_argument("--skip-done", action="store_true", help="skip runs already scored in --out")
+    ap.add_argument("--python", default=str(PEERS_VENV_PYTHON) if PEERS_VENV_PYTHON.exists() else sys.executable,
+                    help="the interpreter that has FLAML and AutoGluon")
+    ap.add_argument("--kill-after", type=float, default=3.0, help="kill a run after this x budget + 120 s")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.budget is not None:
+        args.budgets = args.budget
+    unknown = set(args.systems.split(",")) - set(SYSTEMS)
+    if unknown:
+        ap.error(f"unknown system(s) {', '.join(sorted(unknown))}; valid: {', '.join(SYSTEMS)}")
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        return child(json.loads(args.child))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     suite_dir = Path(args.suite)
-    suite = yaml.safe_load((suite_dir / "suite.yaml").read_text())
-    for name in (args.datasets.split(",") if args.datasets else suite):
-        spec = suite[name]
-        train = pd.read_csv(suite_dir / name / "train.csv").drop(columns=spec.get("drop", []))
-        test = pd.read_csv(suite_dir / name / "test.csv").drop(columns=spec.get("drop", []))
-        for system in args.systems.split(","):
-            rec = {"system": system, "dataset": name, "metric": spec["metric"], "score": None,
-                   "budget_s": args.budget, "wall_s": None, "error": None}
-            t = time.time()
-            try:
-                if system == "flaml":
-                    rec["score"] = run_flaml(train, test, spec["target"], spec["problem"], spec["metric"], args.budget)
-                else:
-                    rec["score"] = run_autogluon(train, test, spec["target"], spec["problem"], spec["metric"],
-                                                 args.budget, best=system == "ag_best")
-            except ImportError as exc:
-                rec["error"] = f"not installed: {exc.name}"
-            except Exception as exc:  # report and go on with the next system
-                rec["error"] = f"{type(exc).__name__}: {exc}"[:300]
-            rec["wall_s"] = round(time.time() - t, 1)
-            print(json.dumps(rec), flush=True)
+    suite = load_suite(suite_dir)
+    names = select(suite, args.datasets, args.group)
+    skip = done_keys(Path(args.out)) if args.skip_done else set()
+    for budget in parse_list(args.budgets):
+        for seed in parse_list(args.seeds, int):
+            for name in names:
+                for system in args.systems.split(","):
+                    if (system, name, seed, float(budget)) in skip:
+                        log.info("skip %s on %s seed %s budget %s: already in %s", system, name, seed, budget, args.out)
+                        continue
+                    rec = run_one(args.python, suite_dir, name, suite[name], system, budget, seed, args.kill_after,
+                                  Path(args.workdir))
+                    append_jsonl(Path(args.out), rec)
+                    print(json.dumps(rec), flush=True)
     return 0
 
 
