@@ -9,7 +9,8 @@ import sys
 import time
 from typing import Callable, Dict, List
 
-from automl.errors import AutoMLError, ConfigError
+from automl.errors import AutoMLError, ConfigError, storage_failure
+from automl.options import parse_key_values  # noqa: F401 (re-exported: it lived here)
 from automl.redact import install_log_filter, is_secret_name, redact_text, register_secrets
 
 log = logging.getLogger("automl")
@@ -17,18 +18,20 @@ log = logging.getLogger("automl")
 USAGE = """usage:
   automl fit [-m] [key=value ...]      tune candidates and save the best model (Hydra overrides;
                                        -m/--multirun sweeps comma-separated values)
-  automl predict run_dir=DIR input=URL output=URL [trial=ID] [predict.backend=local|ray]
+  automl predict run_dir=DIR input=URL output=URL [overwrite=true] [trial=ID] [predict.backend=local|ray]
                  [predict.keep_columns=[id,...]] [predict.chunk_rows=N]
                                        batch transform of a file or folder/prefix, streamed in chunks
                                        (CSV output, or Parquet for *.parquet)
-  automl monitor run_dir=DIR data=URL [output=URL] [alert.webhook=URL] [watch=true interval_s=N]
+  automl monitor run_dir=DIR data=URL [output=URL] [overwrite=true] [alert.webhook=URL] [watch=true interval_s=N]
                                        data-quality and drift checks against the run's baseline
                                        (exit 0: no violations, 3: violations)
   automl serve run_dir=DIR [trial=ID] [host=127.0.0.1] [port=8080] [api_key=KEY] [capture.enabled=true ...]
                                        an HTTP endpoint for any trial's model (FastAPI on uvicorn or Ray Serve)
 see README.md for every config key."""
 
-PREDICT_KEYS = {"run_dir": None, "input": None, "output": None, "trial": None, "predict.backend": "local",
+PREDICT_KEYS = {"run_dir": None, "input": None, "output": None, "overwrite": False, "trial": None,
+                "allow_pickle": False,  # load pickled models of earlier releases (trusted sources only)
+                "predict.backend": "local",
                 "predict.keep_columns": [], "predict.chunk_rows": 100_000, "ray.address": None, "verbose": False}
 
 
@@ -49,23 +52,6 @@ def _process_start() -> float:
         return psutil.Process().create_time()
     except Exception:  # pragma: no cover - psutil comes with ray
         return time.time()
-
-
-def parse_key_values(args: List[str], allowed: Dict[str, object], command: str) -> Dict[str, object]:
-    """`key=value` arguments for commands that are not Hydra-composed."""
-    from omegaconf import OmegaConf
-
-    out = dict(allowed)
-    for arg in args:
-        if "=" not in arg:
-            raise ConfigError(f"`automl {command}` takes key=value arguments; got '{arg}'")
-        key = arg.split("=", 1)[0]
-        if key not in allowed:
-            raise ConfigError(
-                f"unknown key '{key}' for `automl {command}`; valid keys: {', '.join(allowed)}"
-            )
-        out.update(OmegaConf.to_container(OmegaConf.from_dotlist([arg])))
-    return out
 
 
 def _is_verbose(args: List[str]) -> bool:
@@ -126,7 +112,7 @@ def _print_result(run) -> None:
 
 def cmd_predict(args: List[str]) -> int:
     from automl.predict import batch_predict
-    from automl.serving.options import as_int, as_list, flat_options
+    from automl.options import as_bool, as_int, as_list, flat_options
 
     opts = flat_options(args, PREDICT_KEYS, "predict", raw_keys=("run_dir", "input", "output", "trial", "ray.address"))
     for key in ("run_dir", "input", "output"):
@@ -136,7 +122,8 @@ def cmd_predict(args: List[str]) -> int:
                       backend=str(opts["predict.backend"]),
                       keep_columns=as_list(opts["predict.keep_columns"], "predict.keep_columns"),
                       chunk_rows=as_int(opts["predict.chunk_rows"], "predict.chunk_rows", 1),
-                      ray_address=opts["ray.address"])
+                      ray_address=opts["ray.address"], overwrite=as_bool(opts["overwrite"], "overwrite"),
+                      allow_pickle=as_bool(opts["allow_pickle"], "allow_pickle"))
     print(f"wrote {n} predictions to {opts['output']}")
     return 0
 
@@ -183,6 +170,10 @@ def main(argv: List[str] | None = None) -> int:
     except Exception as exc:
         if verbose:
             raise
+        known = storage_failure(exc, "", "storage")  # credentials, URL, permission: a user mistake
+        if known is not None:
+            print(f"automl {command}: error: {redact_text(str(known))}", file=sys.stderr)
+            return 2
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         print(f"automl {command}: unexpected error: {type(exc).__name__}: {redact_text(first)} (rerun with verbose=true for the traceback)",
               file=sys.stderr)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra import compose, initialize_config_dir
@@ -17,18 +16,10 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 
 from automl.errors import ConfigError
+from automl.resources import project_dir  # noqa: F401 (re-exported: it lived here)
 
 PROBLEM_TYPES = ("auto", "binary", "multiclass", "regression")
 MODES = ("full", "candidates_only")
-
-
-def project_dir(name: str) -> Path:
-    """Locate a top-level project folder (``conf`` or ``search_spaces``)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / name, here / "_resources" / name):
-        if candidate.is_dir():
-            return candidate
-    raise ConfigError(f"cannot find the '{name}' folder next to the automl package; reinstall automl")
 
 
 @dataclass
@@ -86,6 +77,16 @@ class SearchConfig:
 
 
 @dataclass
+class SelectConfig:
+    """How the final model is built and gated (automl/selection/)."""
+    final_model: str = "refit"  # refit: on all rows | bagged: mean of the k fold models | auto
+    gate: str = "score"  # score: any better OOF score (McNemar for accuracy) | bootstrap: paired bootstrap over OOF rows
+    gate_confidence: float = 0.95
+    gate_resamples: int = 200
+    stack: bool = False  # a second level on the ensemble members' OOF predictions, if it passes the gate
+
+
+@dataclass
 class RayConfig:
     address: Optional[str] = None
     num_cpus: Optional[int] = None
@@ -132,6 +133,7 @@ class Config:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     candidates: Dict[str, CandidateConfig] = field(default_factory=dict)
     search_spaces_dir: Optional[str] = None
@@ -143,6 +145,9 @@ class Config:
     verbose: bool = False
     # Continue the run in output_dir after a crash: finished trials are kept, budgets count them.
     resume: bool = False
+    # Replace an earlier run in output_dir (built next to it, swapped in when complete). Without it
+    # (and without resume) a fit into a folder that holds files stops before touching anything.
+    overwrite: bool = False
 
 
 _store = ConfigStore.instance()
@@ -166,9 +171,10 @@ def compose_config(overrides: List[str] | None = None, config_name: str = "confi
     """Compose ``conf/<config_name>.yaml`` with Hydra override strings, merge ``values`` (a nested
     dict, as the Python API passes them), then validate."""
     overrides = list(overrides or [])
+    conf_dir = str(project_dir("conf"))
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(project_dir("conf")), version_base=None):
+        with initialize_config_dir(config_dir=conf_dir, version_base=None):
             cfg = compose(config_name=config_name, overrides=overrides)
     except Exception as exc:  # hydra raises several types; turn all into one line
         msg = _clean_hydra_message(exc)
@@ -202,6 +208,8 @@ def validate_config(cfg: DictConfig) -> None:
         )
     if cfg.get("resume") and not cfg.output_dir:
         raise ConfigError("resume=true needs output_dir=<the folder of the run to continue>; got no output_dir")
+    if cfg.get("resume") and cfg.get("overwrite"):
+        raise ConfigError("resume=true continues the run in output_dir and overwrite=true replaces it; pass only one")
     if cfg.mode not in MODES:
         raise ConfigError(f"mode must be one of {', '.join(MODES)}; got '{cfg.mode}'")
     if cfg.budget.max_trials < 1:
@@ -225,6 +233,7 @@ def validate_config(cfg: DictConfig) -> None:
                           f"ray.address={cfg.ray.address} asks for a cluster; drop one of them")
     if cfg.search.searcher not in ("optuna", "random"):
         raise ConfigError(f"search.searcher must be 'optuna' or 'random'; got '{cfg.search.searcher}'")
+    _check_select(cfg)
     from automl.metrics import check_metric_name
 
     check_metric_name(cfg.metric, cfg.problem_type)
@@ -236,6 +245,20 @@ def validate_config(cfg: DictConfig) -> None:
                 f"candidates.{name}.algorithm '{cand.algorithm}' is unknown; "
                 f"valid algorithms: {', '.join(sorted(ALGORITHMS))}"
             )
+
+
+def _check_select(cfg: DictConfig) -> None:
+    from automl.selection import FINAL_MODEL_KINDS, GATES
+
+    sel = cfg.select
+    if sel.final_model not in FINAL_MODEL_KINDS:
+        raise ConfigError(f"select.final_model must be one of {', '.join(FINAL_MODEL_KINDS)}; got '{sel.final_model}'")
+    if sel.gate not in GATES:
+        raise ConfigError(f"select.gate must be one of {', '.join(GATES)}; got '{sel.gate}'")
+    if not 0.5 <= sel.gate_confidence < 1:
+        raise ConfigError(f"select.gate_confidence must be in [0.5, 1); got {sel.gate_confidence}")
+    if sel.gate_resamples < 10:
+        raise ConfigError(f"select.gate_resamples must be at least 10; got {sel.gate_resamples}")
 
 
 def expand_sweep(overrides: List[str]) -> List[List[str]]:

@@ -170,3 +170,58 @@ class WeightedEnsemble(BaseEstimator):
         if self.problem_type == "regression":
             return self.combine(self.member_outputs(X))
         return np.argmax(self.predict_proba(X), axis=1)
+
+
+class BaggedModel(WeightedEnsemble):
+    """The plain mean of k fitted fold pipelines: probabilities (classification) or values.
+
+    A :class:`~automl.ensemble.WeightedEnsemble` with equal weights, so the endpoint's fast path
+    (serving/predictor.py ``fast_model``) takes each fold pipeline on its fast path as it does for
+    ensemble members; the combination is an exact ``np.mean`` of the fold outputs.
+    """
+
+    def __init__(self, estimators: list, problem_type: str, n_classes: int = 0):
+        self.estimators = estimators
+        self.problem_type = problem_type
+        self.n_classes = n_classes
+
+    @property
+    def weights(self) -> np.ndarray:
+        return np.full(len(self.estimators), 1.0 / max(1, len(self.estimators)))
+
+    def combine(self, outs: List[np.ndarray]) -> np.ndarray:
+        return np.mean(np.stack(outs), axis=0)
+
+
+def stack_features(outs: Sequence[np.ndarray], problem_type: str) -> np.ndarray:
+    """The second level's inputs from the members' outputs: values (regression), else the log of
+    each member's probabilities (binary: of the positive class only, the other is redundant)."""
+    if problem_type == "regression":
+        return np.column_stack([np.asarray(o, dtype=float) for o in outs])
+    cols = [o[:, 1:] if problem_type == "binary" else o for o in outs]
+    return np.log(np.clip(np.hstack(cols), 1e-6, 1.0))
+
+
+class StackedModel(WeightedEnsemble):
+    """A second level (``final_estimator``: logistic regression or ridge) on the members' outputs.
+
+    The members are the level-1 models (bagged or refit pipelines); ``final_estimator`` was fitted
+    on their out-of-fold predictions only (selection/stacking.py). A WeightedEnsemble for its
+    members' shared transforms and the endpoint's fast path; only the combination differs.
+    """
+
+    def __init__(self, estimators: list, final_estimator: Any, problem_type: str, n_classes: int = 0):
+        self.estimators = estimators
+        self.final_estimator = final_estimator
+        self.problem_type = problem_type
+        self.n_classes = n_classes
+
+    @property
+    def weights(self) -> np.ndarray:
+        return np.full(len(self.estimators), 1.0 / max(1, len(self.estimators)))
+
+    def combine(self, outs: List[np.ndarray]) -> np.ndarray:
+        Z = stack_features(outs, self.problem_type)
+        if self.problem_type == "regression":
+            return np.asarray(self.final_estimator.predict(Z), dtype=float)
+        return self._full(self.final_estimator.predict_proba(Z), self.final_estimator.classes_)

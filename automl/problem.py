@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -14,6 +15,11 @@ from automl.metrics import METRICS, default_metric
 log = logging.getLogger(__name__)
 
 MAX_INT_CLASSES = 20
+# A classification target is taken for an ID or a timestamp when at least this share of its rows
+# hold a value that no other row has (a class of one row cannot be learned or validated).
+ID_LIKE_SINGLETON_SHARE = 0.5
+MIN_ROWS_PER_CLASS = 2  # below: a one-line error (cross-validation needs 2 rows of every class)
+MIN_ROWS = 5  # below: a one-line error (too few rows to train and validate anything)
 _POSITIVE_NAMES = {"1", "true", "yes", "y", "t", "positive", "pos", "bad", "churn"}
 
 
@@ -98,6 +104,7 @@ def resolve_problem(y: pd.Series, problem_type: str, metric: str, target: str) -
         )
     info = ProblemInfo(problem_type, metric, METRICS[problem_type][metric].greater_is_better, reason)
     if problem_type != "regression":
+        check_labels(y, target)
         counts = y.value_counts()
         info.classes = sorted((_python(c) for c in counts.index), key=lambda c: (str(type(c)), c))
         info.imbalance_ratio = float(counts.min() / counts.max())
@@ -112,6 +119,61 @@ def resolve_problem(y: pd.Series, problem_type: str, metric: str, target: str) -
                 "balanced_accuracy" if problem_type == "multiclass" else "auc or balanced_accuracy",
             )
     return info
+
+
+def _looks_like_time(y: pd.Series) -> bool:
+    if pd.api.types.is_datetime64_any_dtype(y):
+        return True
+    if pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return False
+    sample = y.astype(str).head(200)
+    if not sample.str.contains(r"\d", regex=True).all():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return bool(parsed.notna().mean() >= 0.9)
+
+
+def check_labels(y: pd.Series, target: str) -> None:
+    """Stop when a classification target looks like an ID or a timestamp: at least
+    ``ID_LIKE_SINGLETON_SHARE`` of its rows hold a value no other row has."""
+    counts = y.value_counts()
+    if len(counts) <= 2:
+        return
+    singletons = int((counts == 1).sum())
+    if singletons < ID_LIKE_SINGLETON_SHARE * len(y):
+        return
+    example = y[y.map(counts) == 1].iloc[0]
+    what = f"{singletons} of its {len(y)} rows have a value no other row has, e.g. {example!r}"
+    if _looks_like_time(y):
+        raise DataError(f"target column '{target}' looks like a timestamp ({what}), not a class label; choose "
+                        "another target, or convert it to a number (e.g. seconds since 1970) and use "
+                        "problem_type=regression")
+    numeric = pd.to_numeric(y, errors="coerce").notna().all()
+    fix = ("if it is a quantity, use problem_type=regression; otherwise choose another target column"
+           if numeric else "choose another target column (one with repeated class labels)")
+    raise DataError(f"target column '{target}' looks like an ID ({what}), not a class label: "
+                    f"{len(counts)} classes of mostly one row each cannot be learned; {fix}")
+
+
+def check_enough_rows(y: pd.Series, problem_type: str, target: str) -> None:
+    """Stop on data too small to train and validate: fewer than ``MIN_ROWS`` rows, or a class with
+    fewer than ``MIN_ROWS_PER_CLASS`` rows."""
+    y = y.dropna()
+    if len(y) < MIN_ROWS:
+        raise DataError(f"the data has {len(y)} rows with a target; automl needs at least {MIN_ROWS} "
+                        "(cross-validation trains on some rows and scores the others); give more rows")
+    if problem_type == "regression":
+        return
+    counts = y.value_counts()
+    rare = counts[counts < MIN_ROWS_PER_CLASS]
+    if len(rare):
+        shown = ", ".join(f"{_python(c)!r} ({n} row{'s' if n != 1 else ''})" for c, n in rare.head(5).items())
+        more = f" and {len(rare) - 5} more" if len(rare) > 5 else ""
+        raise DataError(f"target column '{target}': class {shown}{more} has fewer than {MIN_ROWS_PER_CLASS} rows; "
+                        f"every class needs at least {MIN_ROWS_PER_CLASS} (one to train on, one to validate). "
+                        "Add rows, merge rare classes, or drop their rows")
 
 
 def encode_target(y: pd.Series, info: ProblemInfo) -> np.ndarray:

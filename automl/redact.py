@@ -1,9 +1,11 @@
 """Keep secrets out of saved configs and logs.
 
-Anything whose key is named like a credential (``key``, ``secret``, ``token``, ``password``,
-``credential``, ``auth``, ...) is replaced by ``***`` in saved configs; passwords in URLs
-(``s3://user:pass@host``) and signed-URL query parameters are masked in any text; and every
-secret value seen in a run's config is masked in log records by ``RedactingFilter``.
+Anything whose key is named like a credential (a word of its name is ``key``, ``secret``,
+``token``, ``password``, ``pw``, ``passwd``, ``credential``, ``sas``, ``signature``, ``auth``, or
+it says ``connection_string``; snake, kebab, dotted and camelCase names are split into words) is
+replaced by ``***`` in saved configs; passwords in URLs (``s3://user:pass@host``) and signed-URL
+query parameters are masked in any text; and every secret value seen in a run's config (URL
+passwords included) is masked in log records by ``RedactingFilter`` and in error lines.
 """
 from __future__ import annotations
 
@@ -12,23 +14,35 @@ import re
 from typing import Any, Iterable, Set
 
 MASK = "***"
-_SECRET_NAME = re.compile(
-    r"(^|[_\-.\s])(api_?key|key|keys|secret|secrets|token|tokens|password|passwd|pwd|passphrase|"
-    r"credential|credentials|auth|authorization|signature|sas|private_key|session_token|access_key)"
-    r"($|[_\-.\s])",
-    re.I,
-)
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^/@:\s]+):(?P<pw>[^/@\s]+)@")
+# Names are split into lower-case words (snake_case, kebab-case, dotted paths, camelCase); a name
+# is secret when one word, or two adjacent words, is in these sets.
+SECRET_WORDS = frozenset({
+    "key", "keys", "apikey", "accesskey", "secretkey", "accountkey", "privatekey", "masterkey", "sharedkey",
+    "secret", "secrets", "clientsecret", "token", "tokens", "sastoken", "authtoken", "accesstoken",
+    "sessiontoken", "refreshtoken", "idtoken", "apitoken", "password", "passwords", "passwd", "pwd", "pw",
+    "passphrase", "credential", "credentials", "creds", "auth", "authorization", "signature", "sas",
+    "connectionstring", "connstr", "bearer",
+})
+SECRET_PAIRS = frozenset({("connection", "string"), ("conn", "str"), ("connection", "str"), ("conn", "string")})
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^/@:\s]*):(?P<pw>[^/@\s]+)@")
 _QUERY_SECRET = re.compile(
-    r"(?P<k>[?&](?:[A-Za-z0-9\-]*(?:signature|token|key|secret|password|credential|sig))=)(?P<v>[^&\s'\"]+)", re.I
+    r"(?P<k>[?&](?:[A-Za-z0-9\-_]*(?:signature|token|key|secret|password|credential|sig))=)(?P<v>[^&\s'\"]+)", re.I
 )
 _SECRETS: Set[str] = set()
 _MIN_SECRET_LEN = 4
 
 
+def name_words(name: Any) -> list:
+    """``aws_secret_access_key`` -> [aws, secret, access, key]; ``sasToken`` -> [sas, token]."""
+    return [w.lower() for w in _WORD_SPLIT.split(str(name)) if w]
+
+
 def is_secret_name(name: Any) -> bool:
-    """True when a config key is named like a credential (``aws_secret_access_key``, ``token``)."""
-    return bool(_SECRET_NAME.search(str(name)))
+    """True when a config key is named like a credential (``aws_secret_access_key``, ``pw``,
+    ``connection_string``, ``sasToken``, ``client_kwargs.aws_session_token``)."""
+    words = name_words(name)
+    return any(w in SECRET_WORDS for w in words) or any(p in SECRET_PAIRS for p in zip(words, words[1:]))
 
 
 def redact_text(text: str) -> str:
@@ -55,18 +69,25 @@ def redact(obj: Any) -> Any:
     return obj
 
 
+def _leaves(obj: Any) -> Set[str]:
+    if isinstance(obj, dict):
+        return set().union(*(_leaves(v) for v in obj.values())) if obj else set()
+    if isinstance(obj, (list, tuple)):
+        return set().union(*(_leaves(v) for v in obj)) if obj else set()
+    return {str(obj)} if isinstance(obj, (str, int)) and not isinstance(obj, bool) else set()
+
+
 def secret_values(obj: Any) -> Set[str]:
-    """Every string value stored under a secret-named key (at any depth)."""
+    """Every value stored under a secret-named key (at any depth), and every URL password."""
     found: Set[str] = set()
     if isinstance(obj, dict):
         for k, v in obj.items():
-            if is_secret_name(k) and isinstance(v, (str, int)) and not isinstance(v, bool):
-                found.add(str(v))
-            else:
-                found |= secret_values(v)
+            found |= _leaves(v) if is_secret_name(k) else secret_values(v)
     elif isinstance(obj, (list, tuple)):
         for v in obj:
             found |= secret_values(v)
+    elif isinstance(obj, str):
+        found |= {m.group("pw") for m in _URL_USERINFO.finditer(obj)}
     return {s for s in found if len(s) >= _MIN_SECRET_LEN}
 
 
@@ -111,3 +132,11 @@ def redacted_yaml(cfg) -> str:
     import yaml
 
     return yaml.safe_dump(redact_config(cfg), sort_keys=False, default_flow_style=False)
+
+
+def register_config_secrets(cfg) -> None:
+    """Register a config's secret values (secret-named options, URL passwords) for masking."""
+    from omegaconf import DictConfig, OmegaConf
+
+    plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    register_secrets(secret_values(plain))

@@ -3,18 +3,17 @@
 Everything comes from the run folder: the training rows (``data/train.parquet``), the
 candidate as the run used it (``candidates/<name>.yaml``), the trial's parameters (the
 leaderboard's ``params_json``, or its ``model.*``/``preprocess.*`` columns in older runs) and
-the seed (``config.yaml``).
+the seed (``config.yaml``). Each of these files is checked against ``manifest.json`` before it
+is used, and the trial id must be a plain id (no path parts) before it names a file.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
 import math
-import pickle
 import time
-from typing import TYPE_CHECKING, Any, Dict
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 import pandas as pd
 import yaml
@@ -23,9 +22,11 @@ from automl import artifacts as art
 from automl.candidates.generate import Candidate
 from automl.data.compact import compact_features
 from automl.errors import ArtifactError
+from automl.manifest import add_to_manifest, check_trial_id, read_manifest, read_verified
 from automl.model import ModelBundle
 from automl.problem import ProblemInfo, encode_target
-from automl.runner import TRAIN_DATA_FILE
+from automl.rundir.layout import TRAIN_DATA_FILE, candidate_file, trial_model_file
+from automl.rundir.modelfile import model_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
     from automl.run import Run
@@ -35,9 +36,10 @@ log = logging.getLogger(__name__)
 _PARAM_PREFIXES = ("model.", "preprocess.")
 
 
-def load_candidate(run: "Run", name: str) -> Candidate:
-    url = art.join(run.run_dir, "candidates", f"{name}.yaml")
-    spec = yaml.safe_load(art.read_text(url, run.storage_options)) or {}
+def load_candidate(run: "Run", name: str, manifest: Optional[Dict[str, Any]] = None) -> Candidate:
+    """The candidate as the run used it (``candidates/<name>.yaml``, checked against the manifest)."""
+    data = read_verified(run.run_dir, candidate_file(name), run.storage_options, manifest)
+    spec = yaml.safe_load(data.decode("utf-8")) or {}
     return Candidate(name=name, algorithm=spec["algorithm"], processing=dict(spec.get("processing") or {}),
                      space=dict(spec.get("space") or {"params": {}, "fixed": {}}),
                      description=spec.get("description", ""))
@@ -80,21 +82,22 @@ def refit_trial(run: "Run", row: pd.Series) -> ModelBundle:
     from automl.search.trial import build_pipeline
 
     started = time.time()
-    s = run.summary
-    trial_id, name = str(row["trial_id"]), str(row["candidate"])
-    url = art.join(run.run_dir, TRAIN_DATA_FILE)
-    if not art.exists(url, run.storage_options):
+    so = run.storage_options
+    manifest = read_manifest(run.run_dir, so)  # every file read below is checked against it
+    trial_id, name = check_trial_id(row["trial_id"], "trial_id in leaderboard.csv"), str(row["candidate"])
+    s = json.loads(read_verified(run.run_dir, art.SUMMARY_FILE, so, manifest))
+    if TRAIN_DATA_FILE not in manifest["files"]:
         raise ArtifactError(f"run {run.run_dir} keeps no {TRAIN_DATA_FILE}, so trial={trial_id} cannot be refit; "
                             f"rerun `automl fit` with this version, or use the best trial")
-    train = pd.read_parquet(io.BytesIO(art.read_bytes(url, run.storage_options)))
-    candidate = load_candidate(run, name)
+    train = pd.read_parquet(io.BytesIO(read_verified(run.run_dir, TRAIN_DATA_FILE, so, manifest)))
+    candidate = load_candidate(run, name, manifest)
     params = trial_params(row, candidate)
     features = list(s["features"])
     column_types = {c: s["column_types"][c] for c in features}
     info = ProblemInfo(problem_type=s["problem_type"], metric=s["metric"], greater_is_better=s["greater_is_better"],
                        reason=s.get("problem_type_reason", ""), classes=list(s.get("classes") or []),
                        positive_class=s.get("positive_class"))
-    seed = _seed(run)
+    seed = _seed(run, manifest)
     pipeline = build_pipeline(candidate, params, column_types, info.problem_type, seed)
     X = compact_features(train[features], column_types)  # the table the search and the best refit saw
     pipeline.fit(X, encode_target(train[s["target"]], info))
@@ -107,24 +110,17 @@ def refit_trial(run: "Run", row: pd.Series) -> ModelBundle:
                        metadata={"params": params, "score": None if pd.isna(score) else float(score)})
 
 
-def save_trial_model(run: "Run", rel: str, bundle: ModelBundle) -> None:
-    """Write a refit model into the run folder and add its sha256 to ``manifest.json``.
-
-    Only this entry is added: files changed by anyone else after the fit stay unlisted or
-    mismatched, so ``load_verified_pickle`` still refuses them.
-    """
-    from automl.manifest import MANIFEST_FILE, read_manifest
-
-    data = pickle.dumps(bundle, protocol=pickle.HIGHEST_PROTOCOL)
-    manifest = read_manifest(run.run_dir, run.storage_options)
-    art.write_bytes(art.join(run.run_dir, rel), data, run.storage_options)
-    manifest["files"][rel] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-    art.write_json(art.join(run.run_dir, MANIFEST_FILE), manifest, run.storage_options)
+def save_trial_model(run: "Run", trial_id: str, bundle: ModelBundle) -> str:
+    """Write a refit model to ``models/<trial_id>.skops`` and add its sha256 to ``manifest.json``;
+    returns its path in the run folder (``.pkl`` for a custom algorithm's model, see modelfile)."""
+    suffix, data = model_bytes(bundle)
+    rel = trial_model_file(check_trial_id(trial_id), suffix)
+    add_to_manifest(run.run_dir, rel, data, run.storage_options)
+    return rel
 
 
-def _seed(run: "Run") -> int:
-    url = art.join(run.run_dir, art.CONFIG_FILE)
-    if not art.exists(url, run.storage_options):
+def _seed(run: "Run", manifest: Dict[str, Any]) -> int:
+    if art.CONFIG_FILE not in manifest["files"]:
         return 0
-    cfg = yaml.safe_load(art.read_text(url, run.storage_options)) or {}
+    cfg = yaml.safe_load(read_verified(run.run_dir, art.CONFIG_FILE, run.storage_options, manifest).decode()) or {}
     return int(cfg.get("seed", 0) or 0)

@@ -1,4 +1,8 @@
-"""A finished run, loaded from its folder: leaderboard, summary and the model."""
+"""A finished run, loaded from its folder: leaderboard, summary and the model.
+
+Models load from skops files with a fixed list of trusted types (automl/rundir/modelfile.py);
+``allow_pickle=True`` also loads the ``model.pkl`` pickles of earlier releases.
+"""
 from __future__ import annotations
 
 import io
@@ -10,12 +14,13 @@ import pandas as pd
 from automl import artifacts as art
 from automl.data.io import read_table
 from automl.errors import ArtifactError
-from automl.manifest import load_verified_pickle
+from automl.manifest import MANIFEST_FILE, check_trial_id, load_verified_model, read_manifest, read_verified
 from automl.model import ModelBundle
+from automl.rundir.layout import MODELS_DIR, trial_model_file  # noqa: F401 (MODELS_DIR re-exported)
+from automl.rundir.modelfile import LEGACY_MODEL_FILE, LEGACY_SUFFIX, MODEL_FILE, pickle_refusal
 
 Frame = Union[pd.DataFrame, str]
 log = logging.getLogger(__name__)
-MODELS_DIR = "models"  # refit non-best trials, cached as models/<trial_id>.pkl
 
 
 def _frame(data: Frame) -> pd.DataFrame:
@@ -25,9 +30,10 @@ def _frame(data: Frame) -> pd.DataFrame:
 class Run:
     """What ``automl.fit`` returns and ``automl.load(run_dir)`` gives back."""
 
-    def __init__(self, run_dir: str, storage_options: Optional[Dict[str, Any]] = None):
+    def __init__(self, run_dir: str, storage_options: Optional[Dict[str, Any]] = None, allow_pickle: bool = False):
         self.run_dir = run_dir.rstrip("/")
         self.storage_options = storage_options or {}
+        self.allow_pickle = bool(allow_pickle)  # load pickles (earlier releases' model.pkl): trusted sources only
         if not art.exists(art.join(self.run_dir, art.SUMMARY_FILE), self.storage_options):
             raise ArtifactError(
                 f"run_dir {run_dir} holds no {art.SUMMARY_FILE}; pass the folder of a finished `automl fit` run"
@@ -42,14 +48,27 @@ class Run:
         if self._model is None:
             if not self.summary.get("best"):
                 raise ArtifactError(f"run {self.run_dir} has no model (mode={self.summary.get('mode')}); run a full fit")
-            # A pickle is code: load it only if it matches the run's manifest.json (sha256).
-            self._model = load_verified_pickle(self.run_dir, art.MODEL_FILE, self.storage_options)
+            self._model = load_verified_model(self.run_dir, self._model_file(), self.storage_options,
+                                              self.allow_pickle)
         return self._model
+
+    def _model_file(self) -> str:
+        """``model.skops``, or the ``model.pkl`` of an earlier release, as the manifest lists it."""
+        files = read_manifest(self.run_dir, self.storage_options)["files"]
+        for rel in (MODEL_FILE, LEGACY_MODEL_FILE):
+            if rel in files:
+                return rel
+        raise ArtifactError(f"{MODEL_FILE} in {self.run_dir} is not listed in {MANIFEST_FILE}; refusing to load a "
+                            "model the fit did not write; pass the folder of a complete `automl fit` run")
 
     @property
     def leaderboard(self) -> pd.DataFrame:
         if self._leaderboard is None:
-            text = art.read_text(art.join(self.run_dir, art.LEADERBOARD_FILE), self.storage_options)
+            so = self.storage_options
+            if art.exists(art.join(self.run_dir, MANIFEST_FILE), so):  # refit trusts its rows: verify them
+                text = read_verified(self.run_dir, art.LEADERBOARD_FILE, so).decode("utf-8")
+            else:
+                text = art.read_text(art.join(self.run_dir, art.LEADERBOARD_FILE), so)
             self._leaderboard = pd.read_csv(io.StringIO(text), dtype={"trial_id": str})
         return self._leaderboard
 
@@ -58,31 +77,40 @@ class Run:
         return (self.summary.get("best") or {}).get("trial_id")
 
     def trial_model(self, trial_id: Optional[str] = None) -> ModelBundle:
-        """The model of any trial: the best one's ``model.pkl``, else refit and cached in ``models/``."""
+        """The model of any trial: the best one's ``model.skops``, else refit and cached in ``models/``."""
         from automl.refit import refit_trial, save_trial_model
 
-        trial_id = str(trial_id) if trial_id not in (None, "") else self.best_trial_id
+        trial_id = check_trial_id(trial_id) if trial_id not in (None, "") else self.best_trial_id
         if trial_id and trial_id == self.best_trial_id:
             return self.model
         if trial_id in self._trial_models:
             return self._trial_models[trial_id]
         row = self._trial_row(trial_id)  # unknown or failed trial: an error listing valid ids
-        rel = f"{MODELS_DIR}/{trial_id}.pkl"
-        bundle = None
-        if art.exists(art.join(self.run_dir, rel), self.storage_options):
-            try:  # listed in manifest.json when it was cached
-                bundle = load_verified_pickle(self.run_dir, rel, self.storage_options)
-            except ArtifactError as exc:  # a cache: refit rather than load an unverified pickle
-                log.warning("not loading the cached %s (%s); refitting trial %s", rel, exc, trial_id)
+        bundle = self._cached_trial_model(trial_id)
         if bundle is None:
             bundle = refit_trial(self, row)
             try:
-                save_trial_model(self, rel, bundle)
+                save_trial_model(self, trial_id, bundle)
             except (OSError, PermissionError, ArtifactError) as exc:  # a read-only run folder: keep it in memory
                 log.warning("trial %s refit but not cached in %s (%s: %s)", trial_id, self.run_dir,
                             type(exc).__name__, exc)
         self._trial_models[trial_id] = bundle
         return bundle
+
+    def _cached_trial_model(self, trial_id: str) -> Optional[ModelBundle]:
+        """A trial's cached model if it verifies (a pickle only with allow_pickle), else None."""
+        files = read_manifest(self.run_dir, self.storage_options)["files"]
+        for rel in (trial_model_file(trial_id), trial_model_file(trial_id, LEGACY_SUFFIX)):
+            if rel not in files or not art.exists(art.join(self.run_dir, rel), self.storage_options):
+                continue
+            if rel.endswith(LEGACY_SUFFIX) and not self.allow_pickle:
+                log.info("%s; refitting trial %s instead", pickle_refusal(rel), trial_id)
+                continue
+            try:
+                return load_verified_model(self.run_dir, rel, self.storage_options, self.allow_pickle)
+            except ArtifactError as exc:  # a cache: refit rather than load a file that does not verify
+                log.warning("not loading the cached %s (%s); refitting trial %s", rel, exc, trial_id)
+        return None
 
     def _trial_row(self, trial_id: Optional[str]) -> pd.Series:
         lb = self.leaderboard
@@ -123,5 +151,7 @@ class Run:
                 f"score={best.get('score')})")
 
 
-def load(run_dir: str, storage_options: Optional[Dict[str, Any]] = None) -> Run:
-    return Run(run_dir, storage_options)
+def load(run_dir: str, storage_options: Optional[Dict[str, Any]] = None, allow_pickle: bool = False) -> Run:
+    """The finished run in ``run_dir``. ``allow_pickle=True`` also loads the pickled models of
+    earlier releases (a pickle can run code: only for run folders from a source you trust)."""
+    return Run(run_dir, storage_options, allow_pickle=allow_pickle)

@@ -31,13 +31,18 @@ from automl.manifest import write_manifest
 from automl.metrics import METRICS, score_all
 from automl.model import ModelBundle
 from automl.notebooks import write_notebooks
-from automl.problem import ProblemInfo, encode_target, resolve_problem
-from automl.redact import install_log_filter, redacted_yaml
+from automl.problem import ProblemInfo, check_enough_rows, encode_target, resolve_problem
+from automl.redact import install_log_filter, redacted_yaml, register_config_secrets
 from automl.report import write_report
+from automl.rundir.layout import TRAIN_DATA_FILE, candidate_file
+from automl.rundir.lock import RunLock
+from automl.rundir.modelfile import save_model
+from automl.rundir.staging import Workspace, check_output_dir, clean_leftovers, remove_if_empty
 from automl.search.rerank import RerankSpec, rank_score
 from automl.search.resume import begin_run
 from automl.search.sampling import cap_fold_rows
-from automl.search.trial import TrialContext, make_folds
+from automl.search.trial import TrialContext, fold_count, make_folds
+from automl.selection import SelectSpec
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +81,6 @@ def load_training_data(cfg: DictConfig, frame: Optional[pd.DataFrame] = None):
     return df, test
 
 
-TRAIN_DATA_FILE = "data/train.parquet"
 REPORT_RESERVE_S = 4.0  # what writing report.html, the summary and the manifest may take
 FINAL_WRITE_S = 2.0  # the least kept for the model, summary and a plain report after the refit
 SEARCH_TEARDOWN_S = 0.5  # trials stop themselves at the search deadline; Tune then winds down
@@ -161,26 +165,70 @@ def _leaderboard(rows: List[Dict[str, Any]], candidates: Dict[str, Candidate], i
 
 def _write_candidates(out: str, cands: List[Candidate], so: Dict[str, Any]) -> None:
     for c in cands:
-        art.write_yaml(art.join(out, "candidates", f"{c.name}.yaml"), c.to_dict(), so,
+        art.write_yaml(art.join(out, candidate_file(c.name)), c.to_dict(), so,
                        header=f"# Candidate {c.name} as this run used it. Edit and rerun with\n"
                               f"#   automl fit candidates_dir=<this folder> ...\n")
 
 
 def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional[float] = None):
-    """Run the whole flow for a composed config; returns a :class:`automl.run.Run`."""
+    """Run the whole flow for a composed config; returns a :class:`automl.run.Run`.
+
+    The run folder is written under its lock (rundir/lock.py). A folder that already holds files
+    is only continued (``resume=true``) or replaced (``overwrite=true``: the new run is built next
+    to it and swapped in when complete, rundir/staging.py); otherwise the fit stops untouched."""
     from automl.run import Run
-    from automl.search.live import make_progress
 
     started = started or time.time()
-    deadline = started + float(cfg.budget.time_limit_s)
     so = dict(cfg.data.storage_options)
     out = resolve_output_dir(cfg)
     OmegaConf.set_struct(cfg, False)
     cfg.output_dir = out
     OmegaConf.set_struct(cfg, True)
+    register_config_secrets(cfg)  # secret option values and URL passwords are masked in logs and errors
     log.info("run folder: %s", out)
     install_log_filter()
-    state = begin_run(cfg, out, so, started)  # resume=true: earlier trials and spent time are kept
+    created = not art.exists(out, so)
+    try:
+        with RunLock(out, so) as lock:
+            clean_leftovers(out, so, lock)
+            replace = check_output_dir(out, so, bool(cfg.get("resume")), bool(cfg.get("overwrite")))
+            space = Workspace(out, so, replace)
+            try:
+                _fit_into(cfg, frame, started, space.dir, so)
+                space.publish(lock)
+            except BaseException:
+                space.discard()
+                raise
+    except BaseException:
+        if created:
+            remove_if_empty(out, so)  # a failed first fit leaves no empty folder behind
+        raise
+    return Run(out, storage_options=so)
+
+
+def _folds(cfg: DictConfig, y, info: ProblemInfo, n_rows: int):
+    """The validation splits every trial uses (k-fold, or a holdout on large data)."""
+    v = cfg.validation
+    n_folds = v.large_data_folds if n_rows >= v.large_data_rows else v.n_folds
+    if n_folds != v.n_folds and n_rows <= v.cv_max_rows:
+        log.info("%d rows >= validation.large_data_rows=%d: %d-fold cross-validation", n_rows,
+                 v.large_data_rows, n_folds)
+    if n_rows <= v.cv_max_rows:
+        fitted, why = fold_count(y, info.problem_type, n_folds, info.classes)
+        if why:  # tiny data: fewer folds (check_enough_rows stopped data too small for 2)
+            key = "n_folds" if n_folds == v.n_folds else "large_data_folds"
+            log.info("%s, fewer than validation.%s=%d: %d-fold cross-validation", why, key, n_folds, fitted)
+    folds = make_folds(y, info.problem_type, n_folds, v.cv_max_rows, v.holdout_fraction, cfg.seed)
+    return cap_fold_rows(folds, y, v.get("max_train_rows"), info.problem_type, cfg.seed)
+
+
+def _fit_into(cfg: DictConfig, frame: Optional[pd.DataFrame], started: float, out: str, so: Dict[str, Any]) -> None:
+    """The flow, writing to ``out`` (the output_dir, or the staging folder that replaces it).
+    Everything is read and checked before the first write."""
+    from automl.search.live import make_progress
+
+    deadline = started + float(cfg.budget.time_limit_s)
+    state = begin_run(cfg, out, so, started)  # resume=true: earlier trials and spent time (reads only)
     deadline -= state.spent_before_s
     phase = time.time()
     df, test_df = load_training_data(cfg, frame)
@@ -198,15 +246,11 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
         df, test_df = train_test_split(df, test_size=test_fraction, random_state=cfg.seed, stratify=strat)
         df, test_df = df.reset_index(drop=True), test_df.reset_index(drop=True)
         log.info("held out %d rows (%.0f%%) as test data", len(test_df), 100 * test_fraction)
-    phase = time.time()
-    save_training_data(out, df, so)
-    log.info("saved the training rows to %s in %.1f s", TRAIN_DATA_FILE, time.time() - phase)
+    check_enough_rows(df[target], info.problem_type, target)  # tiny data: a one-line error
     phase = time.time()
     X = df.drop(columns=[target])
     column_types = infer_column_types(X)
     log.info("inferred %d column types in %.1f s", len(column_types), time.time() - phase)
-    from automl.monitor import write_baseline  # baseline/ for `automl monitor`; never fails the fit
-    write_baseline(out, X, column_types, so, target=target, ignored=list(cfg.data.drop))
     features = [c for c, t in column_types.items() if t in FEATURE_TYPES]
     unused = {c: t for c, t in column_types.items() if t not in FEATURE_TYPES}
     if unused:
@@ -217,6 +261,14 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     y = encode_target(df[target], info)
     apply_candidates_dir(cfg)  # candidates_dir=PATH: that folder's YAML files replace cfg.candidates
     candidates, skipped = generate_candidates(cfg, info.problem_type, len(df), feature_types)
+    folds = None if cfg.mode == "candidates_only" else _folds(cfg, y, info, len(df))
+    # Everything is read and checked: only now is the run folder written (run_state.json first).
+    state.save()
+    phase = time.time()
+    save_training_data(out, df, so)
+    log.info("saved the training rows to %s in %.1f s", TRAIN_DATA_FILE, time.time() - phase)
+    from automl.monitor import write_baseline  # baseline/ for `automl monitor`; never fails the fit
+    write_baseline(out, X, column_types, so, target=target, ignored=list(cfg.data.drop))
     art.write_text(art.join(out, art.CONFIG_FILE), redacted_yaml(cfg), so)  # secrets masked
     _write_candidates(out, candidates, so)
     summary: Dict[str, Any] = {
@@ -232,17 +284,12 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
         summary.update({"wall_time_s": round(time.time() - started, 2), "n_trials_completed": 0,
                         "n_trials_failed": 0, "best": None})
         art.write_json(art.join(out, art.SUMMARY_FILE), summary, so)
-        log.info("candidates written to %s/candidates; stopped before training (mode=candidates_only)", out)
+        log.info("candidates written to %s/candidates; stopped before training (mode=candidates_only)",
+                 cfg.output_dir)
         write_manifest(out, so)  # last: digests every file written so far
-        return Run(out, storage_options=so)
+        return
 
     v = cfg.validation
-    n_folds = v.large_data_folds if len(df) >= v.large_data_rows else v.n_folds
-    if n_folds != v.n_folds and len(df) <= v.cv_max_rows:
-        log.info("%d rows >= validation.large_data_rows=%d: %d-fold cross-validation", len(df),
-                 v.large_data_rows, n_folds)
-    folds = make_folds(y, info.problem_type, n_folds, v.cv_max_rows, v.holdout_fraction, cfg.seed)
-    folds = cap_fold_rows(folds, y, v.get("max_train_rows"), info.problem_type, cfg.seed)
     budget_total = float(cfg.budget.time_limit_s)
     trial_limit = cfg.budget.trial_time_limit_s or max(10.0, budget_total / 3)
     ctx = TrialContext(X=compact_features(X[features], feature_types), y=y, folds=folds, column_types=feature_types,
@@ -258,7 +305,7 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
         from automl.search.tuner import init_ray
 
         phase = time.time()
-        init_ray(cfg.ray.address, cfg.ray.num_cpus)
+        init_ray(cfg.ray.address, cfg.ray.num_cpus, keep_logs=bool(cfg.verbose))
         log.info("ray ready in %.1f s", time.time() - phase)
     reserve = search_reserve_s(budget_total)
     search_budget = deadline - time.time() - reserve
@@ -299,13 +346,14 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     # itself to the time left (it skips permutation importance when short).
     spec = RerankSpec(v.rerank_top, v.rerank_repeats, v.rerank_share * budget_total)
     model, chosen, threshold, lb = finalize(ctx, lb, rows, info, deadline - FINAL_WRITE_S, out, so,
-                                            ensemble=cfg.search.ensemble, rerank_spec=spec)
+                                            ensemble=cfg.search.ensemble, rerank_spec=spec,
+                                            select=SelectSpec(**OmegaConf.to_container(cfg.select)))
     best = lb[(lb["status"] == "completed") & (lb["trial_id"].astype(str) != ENSEMBLE_ID)].iloc[0]  # re-ranked
     bundle = ModelBundle(pipeline=model, problem_type=info.problem_type, target=target, feature_columns=features,
                          column_types=feature_types, classes=info.classes, positive_class=info.positive_class,
                          threshold=threshold, temperature=chosen.get("temperature"),
                          trial_id=str(chosen["trial_id"]), candidate=str(chosen["candidate"]))
-    size = art.save_pickle(art.join(out, art.MODEL_FILE), bundle, so)
+    size = save_model(out, bundle, so)  # model.skops: loads without running code (rundir/modelfile.py)
     if chosen["trial_id"] == ENSEMBLE_ID:  # a large ensemble is pickled once, here (forests: hundreds of MB)
         lb.loc[lb["trial_id"] == ENSEMBLE_ID, "model_size_bytes"] = size
     art.write_text(art.join(out, art.LEADERBOARD_FILE), lb.to_csv(index=False), so)
@@ -338,6 +386,5 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     state.save("finished")
     art.write_json(art.join(out, art.SUMMARY_FILE), summary, so)
     write_report(out, so, summary, bundle, cfg.seed, deadline)  # report.html; a failure only logs a warning
-    log.info("done in %.1f s; run folder: %s", summary["wall_time_s"], out)
+    log.info("done in %.1f s; run folder: %s", summary["wall_time_s"], cfg.output_dir)
     write_manifest(out, so)  # last: digests every file written so far (see automl/manifest.py)
-    return Run(out, storage_options=so)

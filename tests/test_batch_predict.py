@@ -10,7 +10,7 @@ import pytest
 
 import automl
 from automl.errors import ArtifactError, DataError
-from automl.manifest import load_verified_pickle, read_manifest
+from automl.manifest import load_verified_model, read_manifest
 from automl.predict import batch_predict
 from automl.serving.schema import InputSchema
 from conftest import automl_cli, make_binary_frame
@@ -53,13 +53,13 @@ def test_prefix_parquet_chunks_and_a_non_best_trial(tiny_run, batch, tmp_path):
     assert out["customer_id"].tolist() == batch["customer_id"].tolist()
     assert out["predicted_label"].tolist() == list(model.predict(batch))
     # the refit model is cached in the run folder and listed in its manifest
-    assert f"models/{other.trial_id}.pkl" in read_manifest(tiny_run.run_dir)["files"]
-    # a tampered cache is not unpickled: the trial is refit (and cached again)
-    cached = Path(tiny_run.run_dir) / "models" / f"{other.trial_id}.pkl"
+    assert f"models/{other.trial_id}.skops" in read_manifest(tiny_run.run_dir)["files"]
+    # a tampered cache is not loaded: the trial is refit (and cached again)
+    cached = Path(tiny_run.run_dir) / "models" / f"{other.trial_id}.skops"
     cached.write_bytes(cached.read_bytes() + b"tampered")
     again = automl.load(tiny_run.run_dir).trial_model(other.trial_id)
     assert again.predict(batch).tolist() == out["predicted_label"].tolist()
-    load_verified_pickle(tiny_run.run_dir, f"models/{other.trial_id}.pkl")  # the new cache verifies
+    load_verified_model(tiny_run.run_dir, f"models/{other.trial_id}.skops")  # the new cache verifies
 
 
 def test_ray_backend_writes_the_same_rows(tiny_run, batch, tmp_path):

@@ -132,4 +132,4 @@ def test_trials_run_on_the_worker_node_and_write_to_s3(cluster, s3_bucket, tmp_p
         assert "runtime_resources" in result["code_path"], result["code_path"]
     done = lb[lb["status"] == "completed"]
     assert all(fs.exists(f"{out}/trials/{tid}/oof.npy") for tid in done["trial_id"])
-    assert fs.exists(f"{out}/model.pkl") and fs.exists(f"{out}/manifest.json")
+    assert fs.exists(f"{out}/model.skops") and fs.exists(f"{out}/manifest.json")

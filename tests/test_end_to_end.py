@@ -29,7 +29,7 @@ def cli_run(tmp_path_factory):
 def test_fit_leaves_every_artifact(cli_run):
     d, res = cli_run
     run = d / "run"
-    for name in ("config.yaml", "leaderboard.csv", "model.pkl", "summary.json", "candidates"):
+    for name in ("config.yaml", "leaderboard.csv", "model.skops", "summary.json", "candidates"):
         assert (run / name).exists(), name
     s = json.loads((run / "summary.json").read_text())
     for key in ("problem_type", "metric", "greater_is_better", "target", "n_rows", "n_columns", "best",

@@ -40,39 +40,39 @@ def test_manifest_lists_every_file_with_its_digest(tiny_run):
     run_dir = Path(tiny_run.run_dir)
     manifest = json.loads((run_dir / MANIFEST_FILE).read_text())
     assert manifest["algorithm"] == "sha256"
-    for name in ("model.pkl", "summary.json", "leaderboard.csv", "config.yaml"):
+    for name in ("model.skops", "summary.json", "leaderboard.csv", "config.yaml"):
         entry = manifest["files"][name]
         assert entry["sha256"] == hashlib.sha256((run_dir / name).read_bytes()).hexdigest()
     assert any(k.startswith("trials/") and k.endswith("result.json") for k in manifest["files"])
     report = verify_run(str(run_dir))
-    assert not report["modified"] and not report["missing"] and "model.pkl" in report["ok"]
+    assert not report["modified"] and not report["missing"] and "model.skops" in report["ok"]
 
 
 def test_tampered_model_is_refused_before_unpickling(run_copy, tmp_path):
     marker = tmp_path / "side_effect"
-    (run_copy / "model.pkl").write_bytes(pickle.dumps(_Payload(str(marker))))
-    with pytest.raises(ArtifactError, match="model.pkl .* sha256 check"):
+    (run_copy / "model.skops").write_bytes(pickle.dumps(_Payload(str(marker))))
+    with pytest.raises(ArtifactError, match="model.skops .* sha256 check"):
         automl.load(str(run_copy)).model
     assert not marker.exists()  # the payload never ran
-    assert verify_run(str(run_copy))["modified"] == ["model.pkl"]
+    assert verify_run(str(run_copy))["modified"] == ["model.skops"]
 
 
 @pytest.mark.slow
 def test_cli_predict_refuses_a_tampered_model(run_copy, tmp_path, binary_frame):
     binary_frame.drop(columns=["y"]).head(5).to_csv(tmp_path / "in.csv", index=False)
-    data = bytearray((run_copy / "model.pkl").read_bytes())
+    data = bytearray((run_copy / "model.skops").read_bytes())
     data[-2] ^= 0xFF  # one flipped byte
-    (run_copy / "model.pkl").write_bytes(bytes(data))
+    (run_copy / "model.skops").write_bytes(bytes(data))
     res = automl_cli("predict", f"run_dir={run_copy}", f"input={tmp_path}/in.csv", f"output={tmp_path}/out.csv")
     assert res.returncode == 2, res.stderr[-2000:]
     assert "Traceback" not in res.stderr
     line = res.stderr.strip().splitlines()[-1]
-    assert "model.pkl" in line and "sha256" in line and not (tmp_path / "out.csv").exists()
+    assert "model.skops" in line and "sha256" in line and not (tmp_path / "out.csv").exists()
 
 
 def test_missing_manifest_or_unlisted_model_is_refused(run_copy):
     manifest = read_manifest(str(run_copy))
-    del manifest["files"]["model.pkl"]
+    del manifest["files"]["model.skops"]
     (run_copy / MANIFEST_FILE).write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="not listed"):
         automl.load(str(run_copy)).model
@@ -88,7 +88,7 @@ def test_manifest_works_on_s3(s3_bucket, run_copy):
     url = f"s3://{s3_bucket['bucket']}/run"
     fs.put(str(run_copy), url, recursive=True)
     assert automl.load(url).model is not None
-    fs.pipe(f"{url}/model.pkl", b"\x80\x04N.")  # a valid, different pickle
+    fs.pipe(f"{url}/model.skops", b"\x80\x04N.")  # a different file
     with pytest.raises(ArtifactError, match="sha256"):
         automl.load(url).model
 
@@ -114,6 +114,6 @@ def test_secrets_are_masked_in_configs_and_logs():
 def test_serve_refuses_a_tampered_model(run_copy):
     from automl.serving.server import load_endpoint, serve_options
 
-    (run_copy / "model.pkl").write_bytes((run_copy / "model.pkl").read_bytes() + b"\x00")
+    (run_copy / "model.skops").write_bytes((run_copy / "model.skops").read_bytes() + b"\x00")
     with pytest.raises(ArtifactError, match="sha256"):
         load_endpoint(serve_options([f"run_dir={run_copy}"]))

@@ -198,7 +198,7 @@ def test_time_budget_is_enforced(tmp_path, budget):
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert s["wall_time_s"] <= budget * 1.15, s["wall_time_s"]  # counted from process start
     assert s["n_trials"] < 250  # the clock, not the trial count, ended the search
-    assert s["n_trials_completed"] >= 1 and (tmp_path / "run" / "model.pkl").exists()
+    assert s["n_trials_completed"] >= 1 and (tmp_path / "run" / "model.skops").exists()
 
 
 def test_signed_log_reshapes_numeric_columns_only_and_keeps_the_fast_path():

@@ -11,8 +11,8 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from automl.config import project_dir
 from automl.errors import ConfigError
+from automl.resources import project_dir
 
 SEP = ":"
 _KEYS = {"type", "low", "high", "log", "choices", "init", "only"}

@@ -11,7 +11,7 @@ import fsspec
 import numpy as np
 import pandas as pd
 
-from automl.errors import DataError
+from automl.errors import DataError, storage_failure
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ def read_table(
         raise DataError(f"{what}: file not found: {path}. Check the path or URL") from None
     except IsADirectoryError:
         raise DataError(f"{what}: {path} is a folder; give a file") from None
-    except (PermissionError, OSError, ValueError, ImportError) as exc:
-        raise DataError(f"{what}: cannot read {path}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # storage, credential and URL failures come in many types
+        raise read_failure(exc, path, what) from None
     if not raw.strip():
         raise DataError(f"{what}: {path} is empty; give a file with a header row and data rows")
     try:
@@ -92,6 +92,16 @@ def read_table(
         log.info("stripped spaces around column names in %s", path)
     df.columns = names
     return _flatten_nested(df)
+
+
+def read_failure(exc: BaseException, url: str, what: str = "data.path") -> DataError:
+    """One line for any failure to open or read ``url``: missing credentials, a malformed URL,
+    permission denied, an unreachable endpoint, or anything else the storage layer raised."""
+    known = storage_failure(exc, url, what)
+    if known is not None:
+        return known
+    first = " ".join(str(exc).split())[:300]
+    return DataError(f"{what}: cannot read {url}: {type(exc).__name__}: {first}")
 
 
 _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),

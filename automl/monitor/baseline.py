@@ -18,12 +18,10 @@ import pandas as pd
 
 from automl import artifacts as art
 from automl.data.types import FEATURE_TYPES
+from automl.rundir.layout import BASELINE_DIR, CONSTRAINTS_FILE, STATISTICS_FILE, TRAIN_DATA_FILE
 
 log = logging.getLogger(__name__)
 
-BASELINE_DIR = "baseline"
-STATISTICS_FILE = "baseline/statistics.json"
-CONSTRAINTS_FILE = "baseline/constraints.json"
 FORMAT_VERSION = 1
 QUANTILES = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
 N_BINS = 10  # equal-frequency bins of the baseline histogram (also the drift bins)
@@ -231,7 +229,7 @@ def write_baseline(out: str, X: pd.DataFrame, column_types: Dict[str, str], stor
         art.write_json(art.join(out, CONSTRAINTS_FILE), constraints, storage_options)
     except Exception as exc:  # monitoring must never break training
         log.warning("could not write the monitoring baseline (%s: %s); `automl monitor` will rebuild it "
-                    "from %s", type(exc).__name__, exc, "data/train.parquet")
+                    "from %s", type(exc).__name__, exc, TRAIN_DATA_FILE)
         return False
     log.info("monitoring baseline of %d features written to %s/ in %.2f s", len(constraints["features"]),
              BASELINE_DIR, time.time() - started)

@@ -2,7 +2,10 @@
 
 Exit codes: 0 no violations, 3 violations (in watch mode: any during the session), 2 usage or
 data errors. Results go to ``output`` (default ``<run_dir>/monitoring/<timestamp>/``):
-``constraint_violations.json``, ``statistics.json`` (the batch's own) and ``report.html``.
+``statistics.json`` (the batch's own), ``report.html`` and, last, ``constraint_violations.json``;
+each is written atomically, and a folder without the violations file is incomplete. An ``output``
+that already holds results is refused unless ``overwrite=true``; watch mode reuses its folder
+(``watch_state.json``) and adds one timestamped folder per batch, never replacing one.
 """
 from __future__ import annotations
 
@@ -28,18 +31,21 @@ from automl.monitor.baseline import CONSTRAINTS_FILE, STATISTICS_FILE, build_bas
 from automl.monitor.checks import CheckResult, check_batch, monitoring_config
 from automl.monitor.report import render_report
 from automl.monitor.sources import file_info, list_data_files, read_batch
+from automl.options import parse_key_values
 from automl.redact import redact_text, register_secrets
+from automl.rundir.layout import MONITORING_DIR, TRAIN_DATA_FILE, is_capture_file_name
 
 log = logging.getLogger(__name__)
 
 EXIT_VIOLATIONS = 3
-MONITORING_DIR = "monitoring"
 WATCH_STATE_FILE = "watch_state.json"
 VIOLATIONS_FILE = "constraint_violations.json"
 BATCH_STATISTICS_FILE = "statistics.json"
 REPORT_FILE = "report.html"
-MONITOR_KEYS: Dict[str, object] = {"run_dir": None, "data": None, "output": None, "constraints": None,
-                                   "alert.webhook": None, "watch": False, "interval_s": 60.0, "verbose": False}
+RESULT_FILES = (VIOLATIONS_FILE, BATCH_STATISTICS_FILE, REPORT_FILE)
+MONITOR_KEYS: Dict[str, object] = {"run_dir": None, "data": None, "output": None, "overwrite": False,
+                                   "constraints": None, "alert.webhook": None, "watch": False, "interval_s": 60.0,
+                                   "verbose": False}
 
 
 # ----------------------------------------------------------------------------- baseline
@@ -53,7 +59,7 @@ def load_baseline(run_dir: str, constraints_url: Optional[str] = None,
                             f"pass the folder an `automl fit` run wrote")
     if not art.exists(stats_url, so):
         summary = art.read_json(art.join(run_dir, art.SUMMARY_FILE), so)
-        train = pd.read_parquet(io.BytesIO(art.read_bytes(art.join(run_dir, "data/train.parquet"), so)))
+        train = pd.read_parquet(io.BytesIO(art.read_bytes(art.join(run_dir, TRAIN_DATA_FILE), so)))
         target = summary.get("target")
         types = summary.get("column_types") or {}
         stats, cons = build_baseline(train.drop(columns=[target], errors="ignore"), types, target=target)
@@ -96,10 +102,11 @@ def check_files(files: List[str], stats: Dict[str, Any], cons: Dict[str, Any], o
     result.statistics["dataset"]["files"] = files
     so = storage_options or {}
     violations = [v.to_dict() for v in result.violations]
-    art.write_json(art.join(output, VIOLATIONS_FILE), {"violations": violations}, so)
-    art.write_json(art.join(output, BATCH_STATISTICS_FILE), result.statistics, so)
     checked_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    # each file is written atomically; the violations file comes last and marks the results complete
+    art.write_json(art.join(output, BATCH_STATISTICS_FILE), result.statistics, so)
     art.write_text(art.join(output, REPORT_FILE), render_report(result, stats, {**meta, "checked_at": checked_at}), so)
+    art.write_json(art.join(output, VIOLATIONS_FILE), {"violations": violations}, so)
     log.info("checked %d rows from %s in %.2f s: %d violation(s); results in %s", len(df), source,
              time.time() - started, len(violations), output)
     if violations and webhook:
@@ -151,7 +158,7 @@ class Watcher:
         """Capture files appear whole (the endpoint writes each at once); any other file is ready
         when its size held still between two polls or it was last modified interval_s ago."""
         name = url.rsplit("/", 1)[-1]
-        if name.startswith("capture-") and name.endswith(".jsonl"):
+        if is_capture_file_name(name):
             return True
         try:
             info = file_info(url, self.so)
@@ -205,8 +212,6 @@ class Watcher:
 # ----------------------------------------------------------------------------- the command
 def cmd_monitor(args: List[str]) -> int:
     """`automl monitor run_dir=DIR data=URL [output=URL] [alert.webhook=URL] [watch=true interval_s=N]`."""
-    from automl.cli import parse_key_values
-
     opts = parse_key_values(args, MONITOR_KEYS, "monitor")
     for key in ("run_dir", "data"):
         if not opts.get(key):
@@ -225,6 +230,11 @@ def cmd_monitor(args: List[str]) -> int:
     interval = opts.get("interval_s")
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
         raise ConfigError(f"interval_s must be a positive number of seconds; got '{interval}'")
+    overwrite = opts.get("overwrite")
+    if not isinstance(overwrite, bool):
+        raise ConfigError(f"overwrite must be true or false; got '{overwrite}'")
+    if opts.get("output") and not watch:
+        check_output(str(opts["output"]), data, overwrite)
     if "://" not in run_dir:
         run_dir = str(Path(run_dir).resolve())
     stats, cons = load_baseline(run_dir, opts.get("constraints"))
@@ -257,6 +267,25 @@ def cmd_monitor(args: List[str]) -> int:
     listed = "; ".join(f"{v.feature_name}: {v.constraint_check_type}" for v in vs)
     print(f"{len(vs)} violation(s) in {outcome.result.n_rows} rows: {listed} | report: {art.join(output, REPORT_FILE)}")
     return EXIT_VIOLATIONS
+
+
+def check_output(output: str, data: str, overwrite: bool = False,
+                 storage_options: Optional[Dict[str, Any]] = None) -> None:
+    """Refuse a results folder that is the data file, or holds results of an earlier check (unless
+    ``overwrite``). Watch mode is exempt: it resumes from its folder and adds timestamped ones."""
+    so = storage_options or {}
+    try:
+        _, out_proto, out_path = art.locate(output, so)
+        data_fs, data_proto, data_path = art.locate(data, so)
+        if (out_proto, out_path) == (data_proto, data_path) and data_fs.isfile(data_path):
+            raise ConfigError(f"output {output} is the data file; give a folder for the results, "
+                              f"e.g. output=monitor-results/")
+        earlier = [name for name in RESULT_FILES if art.exists(art.join(output, name), so)]
+    except (OSError, ImportError) as exc:
+        raise DataError(f"output: cannot check {output}: {type(exc).__name__}: {exc}") from None
+    if earlier and not overwrite:
+        raise ConfigError(f"output {output} already holds the results of a check ({', '.join(earlier)}); "
+                          f"pass overwrite=true to replace them, or choose another output folder")
 
 
 def _on_sigterm(stop: threading.Event):

@@ -15,8 +15,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import fsspec
 import pandas as pd
 
-from automl.data.io import read_table
-from automl.errors import DataError
+from automl.data.io import read_failure, read_table
+from automl.errors import DataError, storage_failure
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,9 @@ def list_data_files(url: str, storage_options: Optional[Dict[str, Any]] = None,
             found = [p for p in fs.find(path) if _is_table_name(p)]
         else:
             found = [p for p in fs.glob(path.rstrip("/") + "*") if fs.isfile(p) and _is_table_name(p)]
-    except (OSError, ValueError) as exc:
-        raise DataError(f"data: cannot list {url}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # storage, credential and URL failures come in many types
+        known = storage_failure(exc, url, "data")
+        raise known or DataError(f"data: cannot list {url}: {type(exc).__name__}: {exc}") from None
     if not found and not allow_empty:
         raise DataError(f"data: nothing to read at {url} (no such file, and no folder or prefix of data files); "
                         f"give a file, or a folder or prefix of "
@@ -77,13 +78,17 @@ def file_info(url: str, storage_options: Optional[Dict[str, Any]] = None) -> Dic
 
 
 def _first_record(raw: bytes) -> Optional[Dict[str, Any]]:
+    """The first line that parses as a JSON object; corrupt lines before it (a torn write, a
+    truncated copy) are passed over here and counted by ``capture_rows``."""
     for line in raw.splitlines():
-        if line.strip():
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                return None
-            return obj if isinstance(obj, dict) else None
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            return obj
     return None
 
 
@@ -93,8 +98,8 @@ def _raw(url: str, storage_options: Optional[Dict[str, Any]]) -> bytes:
             raw = fh.read()
     except FileNotFoundError:
         raise DataError(f"data: file not found: {url}. Check the path or URL") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"data: cannot read {url}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # storage, credential and URL failures come in many types
+        raise read_failure(exc, url, "data") from None
     if url.lower().endswith(".gz"):
         raw = gzip.decompress(raw)
     return raw

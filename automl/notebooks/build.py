@@ -19,11 +19,12 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from automl import artifacts as art
+from automl.rundir.layout import CANDIDATES_DIR, CANDIDATES_NOTEBOOK, CONFIG_FILE, DATA_DIR, EXPLORATION_NOTEBOOK
 
 log = logging.getLogger(__name__)
 
-EXPLORATION = "data_exploration.ipynb"
-CANDIDATES = "candidate_definitions.ipynb"
+EXPLORATION = EXPLORATION_NOTEBOOK
+CANDIDATES = CANDIDATES_NOTEBOOK
 EXPLORATION_SECTIONS = ("Dataset summary", "Target analysis", "Columns", "Prediction power",
                         "Correlations", "Insights")
 CANDIDATE_SECTIONS = ("How the search runs", "Candidates", "Train one candidate end to end")
@@ -147,7 +148,7 @@ def _stage(out: str, so: Dict[str, Any], summary: Dict[str, Any], workdir: str) 
     with open(os.path.join(workdir, art.SUMMARY_FILE), "w") as fh:
         json.dump(summary, fh, indent=2, default=art._jsonable)
     local = _local_path(out)
-    for rel in (art.CONFIG_FILE, "data", "candidates"):
+    for rel in (CONFIG_FILE, DATA_DIR, CANDIDATES_DIR):
         dst = os.path.join(workdir, rel)
         if local is not None:
             os.symlink(os.path.abspath(os.path.join(local, rel)), dst)

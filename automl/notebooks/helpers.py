@@ -15,15 +15,16 @@ from automl.candidates.algorithms import get_algorithm
 from automl.candidates.from_dir import read_candidate_files
 from automl.candidates.generate import Candidate, explain_processing
 from automl.candidates.space import applicable, init_point, load_space, normalise_space
+from automl.rundir.layout import CONFIG_FILE, SUMMARY_FILE, TRAIN_DATA_FILE
 
 
 def read_run(folder: str = ".") -> tuple[Dict[str, Any], Dict[str, Any], pd.DataFrame]:
     """``(summary, config, training rows)`` of a run folder."""
-    with open(f"{folder}/summary.json") as fh:
+    with open(f"{folder}/{SUMMARY_FILE}") as fh:
         summary = json.load(fh)
-    with open(f"{folder}/config.yaml") as fh:
+    with open(f"{folder}/{CONFIG_FILE}") as fh:
         config = yaml.safe_load(fh)
-    return summary, config, pd.read_parquet(f"{folder}/data/train.parquet")
+    return summary, config, pd.read_parquet(f"{folder}/{TRAIN_DATA_FILE}")
 
 
 def load_candidates(folder: str, feature_types: Dict[str, str]) -> Dict[str, Candidate]:

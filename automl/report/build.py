@@ -18,10 +18,10 @@ import pandas as pd
 from automl import artifacts as art
 from automl.report import figures as F
 from automl.report.html import esc, figures, page, section, table
+from automl.rundir.layout import REPORT_FILE, TRAIN_DATA_FILE
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE = "report.html"
 MIN_IMPORTANCE_S = 8.0  # time left in the run's budget below which permutation importance is skipped
 _HIDDEN = {"params_json", "refit_params_json", "error"}
 _COSTS = ("fit_s", "predict_ms_per_row", "latency_ms_single_row", "model_size_bytes")
@@ -164,7 +164,7 @@ def build_report(out: str, so: Optional[Dict[str, Any]] = None, summary: Optiona
     """
     so = so or {}
     summary = summary or art.read_json(art.join(out, art.SUMMARY_FILE), so)
-    df = pd.read_parquet(io.BytesIO(art.read_bytes(art.join(out, "data", "train.parquet"), so)))
+    df = pd.read_parquet(io.BytesIO(art.read_bytes(art.join(out, TRAIN_DATA_FILE), so)))
     lb = pd.read_csv(io.StringIO(art.read_text(art.join(out, art.LEADERBOARD_FILE), so)), dtype={"trial_id": str})
     if bundle is None and summary.get("best"):
         from automl.run import Run

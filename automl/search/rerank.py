@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from automl.metrics import objective_score
+from automl.search.scheduling import refit_within
+from automl.rundir.leaderboard import rank_score  # noqa: F401  (re-exported)
 from automl.search.trial import TrialContext, build_pipeline, fit_fold, make_folds, predict_matrix
 
 log = logging.getLogger(__name__)
@@ -79,12 +81,6 @@ def score_spread(ctx: TrialContext, oof: np.ndarray, n_boot: int = 30) -> float:
     return float(np.std(values)) if len(values) >= 2 else float("inf")
 
 
-def rank_score(row: pd.Series) -> float:
-    """A leaderboard row's score as ranked: its re-ranked mean where it has one, else the search's."""
-    value = row.get("rerank_objective")
-    return float(value if value is not None and pd.notna(value) else row["objective"])
-
-
 def rerank(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], greater_is_better: bool,
            spec: RerankSpec, until: float, band: Optional[float] = None,
            best_oof: Optional[np.ndarray] = None) -> Tuple[pd.DataFrame, Optional[Dict[str, Any]]]:
@@ -94,8 +90,6 @@ def rerank(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], grea
     others are not plausibly the best. Without ``band``, it is the best score's standard error
     on ``best_oof`` (see ``score_spread``), or no limit without that either.
     """
-    from automl.finalize import refit_within
-
     done = lb[lb["status"] == "completed"]
     if spec.top < 2 or spec.repeats < 1 or len(ctx.folds) < 2 or len(done) < 2:
         return lb, None  # a holdout split (large data) is not re-ranked: one more would cost a trial each

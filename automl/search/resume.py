@@ -26,11 +26,11 @@ from typing import Any, Dict, List, Optional
 import fsspec
 
 from automl import artifacts as art
+from automl.manifest import TRIAL_ID_PATTERN, check_trial_id
+from automl.rundir.layout import STATE_FILE, TRIAL_RESULT_FILE as RESULT_FILE, TRIALS_DIR, trial_result_file
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "run_state.json"
-RESULT_FILE = "result.json"
 HEARTBEAT_S = 5.0
 # Tune's bookkeeping keys that a persisted trial row does not need.
 _TUNE_KEYS = {"timestamp", "done", "training_iteration", "time_this_iter_s", "time_total_s", "date",
@@ -39,7 +39,7 @@ _TUNE_KEYS = {"timestamp", "done", "training_iteration", "time_this_iter_s", "ti
 
 
 def result_url(output_dir: str, trial_id: str) -> str:
-    return art.join(output_dir, "trials", str(trial_id), RESULT_FILE)
+    return art.join(output_dir, trial_result_file(check_trial_id(trial_id, "trial_id")))  # no path parts
 
 
 def write_result(output_dir: str, row: Dict[str, Any], storage_options: Optional[Dict[str, Any]] = None) -> None:
@@ -136,7 +136,7 @@ def _load_previous(output_dir: str, run_id: str, so: Dict[str, Any]) -> List[Dic
         fs.invalidate_cache()
     except Exception:  # pragma: no cover
         pass
-    paths = sorted(fs.glob(f"{root}/trials/*/{RESULT_FILE}"))
+    paths = sorted(fs.glob(f"{root}/{TRIALS_DIR}/*/{RESULT_FILE}"))
     rows: Dict[str, Dict[str, Any]] = {}
     if not paths:
         return []
@@ -146,13 +146,15 @@ def _load_previous(output_dir: str, run_id: str, so: Dict[str, Any]) -> List[Dic
         except ValueError:
             log.warning("ignoring a half-written trial result: %s", path)
             continue
-        if row.get("run_id") == run_id and row.get("trial_id"):
+        if row.get("run_id") == run_id and TRIAL_ID_PATTERN.match(str(row.get("trial_id") or "")):
             rows.setdefault(str(row["trial_id"]), row)
     return sorted(rows.values(), key=lambda r: r.get("finished_at", 0))
 
 
 def begin_run(cfg, output_dir: str, storage_options: Dict[str, Any], started: float) -> RunState:
-    """Start a new run state, or (``resume=true``) load the one in ``output_dir``."""
+    """Start a new run state, or (``resume=true``) load the one in ``output_dir``. Reads only:
+    the caller saves the state once the new input is validated (nothing of a run is rewritten
+    before that)."""
     so = dict(storage_options or {})
     state_url = art.join(output_dir, STATE_FILE)
     existing = art.read_json(state_url, so) if art.exists(state_url, so) else None
@@ -165,16 +167,9 @@ def begin_run(cfg, output_dir: str, storage_options: Dict[str, Any], started: fl
                 counts[r.get("status", "?")] = counts.get(r.get("status", "?"), 0) + 1
             log.info("resuming run %s: %d finished trial(s) kept (%s), %.0f s already spent",
                      output_dir, len(rows), ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none", spent)
-            state = RunState(output_dir, so, existing["run_id"], spent, rows, started, resumed=True)
-            state.save()
-            return state
+            return RunState(output_dir, so, existing["run_id"], spent, rows, started, resumed=True)
         log.warning("resume=true but %s holds no %s; starting a new run there", output_dir, STATE_FILE)
-    elif existing:
-        log.warning("output_dir %s already holds a run; starting a new one there (its earlier trials are "
-                    "not reused; pass resume=true to continue it)", output_dir)
-    state = RunState(output_dir, so, uuid.uuid4().hex, 0.0, [], started, resumed=False)
-    state.save()
-    return state
+    return RunState(output_dir, so, uuid.uuid4().hex, 0.0, [], started, resumed=False)
 
 
 def result_row(trial_id: str, config: Dict[str, Any], result: Dict[str, Any], run_id: str) -> Dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
 import time
 import traceback
@@ -26,6 +27,7 @@ from automl.candidates.processing import build_preprocessor
 from automl.candidates.space import params_of, split_params
 from automl.candidates.algorithms import get_algorithm
 from automl.metrics import THRESHOLD_METRICS, get_metric, score_all, tune_threshold, worst_value
+from automl.rundir.layout import trial_oof_file
 
 EARLY_STOPPING_ROUNDS = 40
 
@@ -60,6 +62,7 @@ class SearchDeadline(TrialTimeout):
     """A trial that could not finish before the search deadline."""
 
 
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # automl's own folder
 WORKER_DIED = ("the trial's worker process died (killed by a signal or out of memory); "
                "the run went on without it")
 
@@ -69,10 +72,8 @@ def placement(node_id: str = "") -> Dict[str, Any]:
     import os
     import socket
 
-    import automl
-
     return {"node_id": node_id, "hostname": socket.gethostname(), "pid": os.getpid(),
-            "code_path": os.path.dirname(os.path.abspath(automl.__file__))}
+            "code_path": PACKAGE_DIR}
 
 
 def expiry(at_deadline: bool, limit_s: float, ran_s: float, stopper: str) -> Tuple[str, str]:
@@ -84,19 +85,34 @@ def expiry(at_deadline: bool, limit_s: float, ran_s: float, stopper: str) -> Tup
                        f"{ran_s:.0f} s; raise budget.trial_time_limit_s)")
 
 
-def make_folds(y: np.ndarray, problem_type: str, n_folds: int, cv_max_rows: int, holdout_fraction: float, seed: int):
-    """k-fold CV up to ``cv_max_rows`` rows, one stratified holdout split above."""
+def fold_count(y: np.ndarray, problem_type: str, n_folds: int, classes: Optional[list] = None) -> Tuple[int, str]:
+    """How many folds ``y`` allows (at most ``n_folds``), and why fewer when fewer: every class
+    needs a row in every fold, and every fold a row. ``""`` when ``n_folds`` fits."""
     n = len(y)
-    stratify = problem_type != "regression"
-    if stratify:
-        min_count = int(np.bincount(y).min())
-        n_folds = max(2, min(n_folds, min_count)) if min_count >= 2 else n_folds
-        stratify = min_count >= 2
+    if problem_type != "regression" and n:
+        counts = np.bincount(y).astype(float)
+        counts[counts == 0] = np.inf
+        rarest = int(np.argmin(counts))
+        smallest = int(counts[rarest])
+        if smallest < n_folds:
+            name = f" ({classes[rarest]!r})" if classes is not None and rarest < len(classes) else ""
+            return max(2, smallest), f"the smallest class{name} has {smallest} rows"
+    if n < n_folds:
+        return max(2, n), f"there are {n} rows"
+    return n_folds, ""
+
+
+def make_folds(y: np.ndarray, problem_type: str, n_folds: int, cv_max_rows: int, holdout_fraction: float, seed: int):
+    """k-fold CV up to ``cv_max_rows`` rows (fewer folds when a class or the data has fewer rows
+    than ``n_folds``: see ``fold_count``), one stratified holdout split above."""
+    n = len(y)
+    stratify = problem_type != "regression" and n > 0 and int(np.bincount(y)[np.bincount(y) > 0].min()) >= 2
     idx = np.arange(n)
     if n > cv_max_rows:
         tr, va = train_test_split(idx, test_size=holdout_fraction, random_state=seed,
                                   stratify=y if stratify else None)
         return [(np.sort(tr), np.sort(va))]
+    n_folds, _ = fold_count(y, problem_type, n_folds)
     splitter = (StratifiedKFold(n_folds, shuffle=True, random_state=seed) if stratify
                 else KFold(n_folds, shuffle=True, random_state=seed))
     return list(splitter.split(idx, y if stratify else None))
@@ -258,6 +274,6 @@ def _save_oof(ctx: TrialContext, trial_id: str, oof: np.ndarray) -> None:
 
     buf = io.BytesIO()
     np.save(buf, oof.astype(np.float32))
-    with fsspec.open(f"{ctx.output_dir.rstrip('/')}/trials/{trial_id}/oof.npy", "wb",
+    with fsspec.open(f"{ctx.output_dir.rstrip('/')}/{trial_oof_file(trial_id)}", "wb",
                      auto_mkdir=True, **ctx.storage_options) as fh:
         fh.write(buf.getvalue())

@@ -9,12 +9,15 @@ sinks the run. On a cluster, automl's code reaches the workers through the runti
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from ray.tune import Callback
 
@@ -23,7 +26,7 @@ from automl.search.resume import (RunState, feed_study, persist_row, read_result
                                   write_result)
 from automl.search.searcher import DefineByRun, make_sampler, warm_points
 from automl.search.deadline import DeadlineStopper
-from automl.search.trial import WORKER_DIED, TrialContext, evaluate, expiry, placement
+from automl.search.trial import PACKAGE_DIR, WORKER_DIED, TrialContext, evaluate, expiry, placement
 from automl.search.watchdog import TrialWatchdog
 
 log = logging.getLogger(__name__)
@@ -42,10 +45,8 @@ def cluster_runtime_env(extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any
     """What a cluster's workers need from the driver: automl's own code (so an install on the
     driver alone is enough) and the storage environment variables (so trials can write the
     run's output_dir, e.g. s3://)."""
-    import automl
-
     env_vars = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_ENV_PREFIXES)}
-    runtime_env: Dict[str, Any] = {"py_modules": [os.path.dirname(os.path.abspath(automl.__file__))],
+    runtime_env: Dict[str, Any] = {"py_modules": [PACKAGE_DIR],
                                    "excludes": list(_PACKAGE_EXCLUDES)}
     if env_vars:
         runtime_env["env_vars"] = env_vars
@@ -59,11 +60,34 @@ def cluster_runtime_env(extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any
     return runtime_env
 
 
-def init_ray(address: Optional[str], num_cpus: Optional[int], runtime_env: Optional[Dict[str, Any]] = None) -> int:
+def _private_ray_temp_dir(keep_logs: bool) -> Optional[str]:
+    """Where a local Ray started by this process keeps its sessions: Ray's default (its logs kept)
+    with ``keep_logs``, else a fresh temporary folder removed when this process ends."""
+    if keep_logs:
+        root = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or tempfile.gettempdir()
+        log.info("Ray keeps its session logs under %s (verbose=true)", os.path.join(root, "ray"))
+        return None
+    temp_dir = tempfile.mkdtemp(prefix="automl-ray-")
+
+    def remove() -> None:  # after Ray has stopped: its processes write there until then
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+    atexit.register(remove)
+    return temp_dir
+
+
+def init_ray(address: Optional[str], num_cpus: Optional[int], runtime_env: Optional[Dict[str, Any]] = None,
+             keep_logs: bool = False) -> int:
     """Start or join Ray once per process; returns the number of CPUs available to trials.
 
     Joining a cluster (``address``) ships automl's package and the storage environment to the
-    workers through the runtime environment; nothing assumes the workers share this disk.
+    workers through the runtime environment; nothing assumes the workers share this disk. A local
+    Ray keeps its session folder (logs, sockets) in a temporary folder removed at exit, unless
+    ``keep_logs`` (``verbose=true``).
     """
     import ray
 
@@ -77,6 +101,9 @@ def init_ray(address: Optional[str], num_cpus: Optional[int], runtime_env: Optio
         else:
             # A private, local cluster started by this process: no token prompt needed.
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            temp_dir = _private_ray_temp_dir(keep_logs)
+            if temp_dir:
+                kwargs["_temp_dir"] = temp_dir
             ray.init(num_cpus=num_cpus or os.cpu_count() or 1, runtime_env=runtime_env, **kwargs)
     return int(ray.cluster_resources().get("CPU", 1))
 
@@ -265,6 +292,34 @@ class _Forward(Callback):
         self._call("on_experiment_end", trials, **info)
 
 
+@contextlib.contextmanager
+def _quiet_tune() -> Iterator[None]:
+    """Tune logs a full traceback per crashed trial; automl logs one line per trial instead."""
+    quiet = [logging.getLogger(n) for n in ("ray.tune", "ray.air", "ray.train")]
+    levels = [q.level for q in quiet]
+    if not logging.getLogger("automl").isEnabledFor(logging.DEBUG):
+        for q in quiet:
+            q.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
+
+
+@contextlib.contextmanager
+def _tune_storage(storage_path: Optional[str]) -> Iterator[str]:
+    """``storage_path``, or a temporary folder removed when the block ends."""
+    if storage_path:
+        yield storage_path
+        return
+    storage = tempfile.mkdtemp(prefix="automl-tune-")
+    try:
+        yield storage
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+
+
 def run_search(
     ctx: TrialContext,
     candidates: List[Candidate],
@@ -303,48 +358,43 @@ def run_search(
     ctx.search_deadline = deadline  # trials stop themselves there (see _trainable)
     recorder = TrialRecorder(run, state)
     trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx, run=run), {"cpu": cpus_per_trial})
-    storage = storage_path or tempfile.mkdtemp(prefix="automl-tune-")
-    scheduler = None
-    if ctx.multi_fidelity and len(ctx.folds) > 1:
-        from ray.tune.schedulers import ASHAScheduler
+    # Tune's own experiment folder: every finished trial is already in the run folder, so a
+    # temporary one does, removed however the search ends (also on Ctrl-C).
+    with _tune_storage(storage_path) as storage:
+        scheduler = None
+        if ctx.multi_fidelity and len(ctx.folds) > 1:
+            from ray.tune.schedulers import ASHAScheduler
 
-        # Successive halving on folds: a trial whose first folds lag behind is stopped early.
-        scheduler = ASHAScheduler(time_attr="training_iteration", metric="objective",
-                                  mode="max" if greater_is_better else "min", max_t=len(ctx.folds),
-                                  grace_period=1, reduction_factor=2)
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(
-            search_alg=alg, num_samples=remaining, max_concurrent_trials=parallel, scheduler=scheduler,
-            reuse_actors=True,
-        ),
-        run_config=tune.RunConfig(name="search", storage_path=storage, verbose=0,
-                                  stop=DeadlineStopper(deadline),
-                                  callbacks=[recorder] + [c if isinstance(c, Callback) else _Forward(c)
-                                                          for c in callbacks or []]),
-    )
-    log.info("search: %d candidate(s), up to %d trials%s, %d in parallel, %.0f s budget",
-             len(candidates), remaining, f" (after {len(previous)} earlier)" if previous else "",
-             parallel, time_budget_s)
-    started = time.time()
-    if state is not None:
-        state.start_heartbeat()
-    # Tune logs a full traceback per crashed trial; automl logs one line per trial instead.
-    quiet = [logging.getLogger(n) for n in ("ray.tune", "ray.air", "ray.train")]
-    levels = [q.level for q in quiet]
-    if not logging.getLogger("automl").isEnabledFor(logging.DEBUG):
-        for q in quiet:
-            q.setLevel(logging.CRITICAL)
-    try:
-        tuner.fit()
-    finally:
-        for q, level in zip(quiet, levels):
-            q.setLevel(level)
+            # Successive halving on folds: a trial whose first folds lag behind is stopped early.
+            scheduler = ASHAScheduler(time_attr="training_iteration", metric="objective",
+                                      mode="max" if greater_is_better else "min", max_t=len(ctx.folds),
+                                      grace_period=1, reduction_factor=2)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=alg, num_samples=remaining, max_concurrent_trials=parallel, scheduler=scheduler,
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(name="search", storage_path=storage, verbose=0,
+                                      stop=DeadlineStopper(deadline),
+                                      callbacks=[recorder] + [c if isinstance(c, Callback) else _Forward(c)
+                                                              for c in callbacks or []]),
+        )
+        log.info("search: %d candidate(s), up to %d trials%s, %d in parallel, %.0f s budget",
+                 len(candidates), remaining, f" (after {len(previous)} earlier)" if previous else "",
+                 parallel, time_budget_s)
+        started = time.time()
         if state is not None:
-            state.stop_heartbeat()
-    rows = list(recorder.rows.values()) + recorder.unfinished()
-    log.info("search finished: %d trial(s) in %.1f s", len(rows), time.time() - started)
-    return previous + rows
+            state.start_heartbeat()
+        try:
+            with _quiet_tune():
+                tuner.fit()
+        finally:
+            if state is not None:
+                state.stop_heartbeat()
+        rows = list(recorder.rows.values()) + recorder.unfinished()
+        log.info("search finished: %d trial(s) in %.1f s", len(rows), time.time() - started)
+        return previous + rows
 
 
 _RESULT_KEYS = {"candidate", "params_json", "status", "error", "objective", "fit_s", "predict_ms_per_row",

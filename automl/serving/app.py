@@ -5,12 +5,20 @@ The same app runs under uvicorn (``serve.backend=uvicorn``) or as a Ray Serve de
 batch, new requests queue, and the next prediction takes all of them at once (up to
 ``serve.max_batch_rows`` rows), so 16 clients cost little more than one. Small batches are
 predicted on the event loop (cheapest for one-row requests); large ones in a worker thread.
+Bodies over ``INLINE_BODY_BYTES`` are parsed, answered and captured in a thread pool too, so the
+event loop (and /ping) stays free while a 22,000-row request is served.
+
+No client mistake gets a 5xx: every problem with a request is a :class:`RequestError` (4xx with
+a one-line message); a client that disconnects mid-body is logged on one line; a body that does
+not arrive within ``serve.body_timeout_s`` gets 408. A 500 means a bug in automl or the model.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
+import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,8 +28,11 @@ import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
 from automl.errors import AutoMLError
+from automl.rundir.leaderboard import rank_score
+from automl.redact import redact_text
 from automl.serving.capture import DataCapture, frame_records, raw_records
 from automl.serving.codec import CONTENT_TYPES, RequestError, parse, render, request_format, response_format
 from automl.serving.predictor import Predictor
@@ -39,9 +50,14 @@ class Endpoint:
     max_body_bytes: int = 6 * 1024 * 1024
     max_batch_rows: int = 256
     capture: Optional[DataCapture] = None
+    body_timeout_s: float = 30.0
 
 
 INLINE_ROWS = 64  # batches up to this many rows are predicted on the event loop itself
+PREDICT_CHUNK_ROWS = 1024  # a large request is predicted in slices of this many rows
+INLINE_BODY_BYTES = 64 * 1024  # bodies up to this size are parsed on the event loop; larger in a thread
+PARSE_THREADS = 4
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 class Batcher:
@@ -100,10 +116,18 @@ class Batcher:
         out: List[Any] = []
         for f in frames:
             try:
-                out.append(self.predictor.matrix(f))
+                out.append(self._matrix(f))
             except Exception as exc:
                 out.append(exc)
         return out
+
+    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """Predictions for one request's rows, ``PREDICT_CHUNK_ROWS`` at a time: a model's C code
+        may hold the GIL for its whole call, and the event loop (and /ping) waits meanwhile."""
+        if len(X) <= PREDICT_CHUNK_ROWS:
+            return self.predictor.matrix(X)
+        return np.concatenate([self.predictor.matrix(X.iloc[i:i + PREDICT_CHUNK_ROWS])
+                               for i in range(0, len(X), PREDICT_CHUNK_ROWS)])
 
     def close(self) -> None:
         if self.worker is not None:
@@ -138,8 +162,13 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
-async def read_body(request: Any, limit: int) -> bytes:
-    """The request body, refusing (413) anything over ``limit`` bytes."""
+class ClientGone(Exception):
+    """The client closed the connection before its whole request arrived."""
+
+
+async def read_body(request: Any, limit: int, timeout_s: float = 30.0) -> bytes:
+    """The request body, refusing (413) anything over ``limit`` bytes and (408) a body that has
+    not arrived within ``timeout_s`` seconds; :class:`ClientGone` when the client hangs up."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -149,6 +178,16 @@ async def read_body(request: Any, limit: int) -> bytes:
         if size > limit:
             raise RequestError(413, f"the body has {size} bytes; the limit is {limit} (max_body_bytes); "
                                     f"split the rows over several requests or use `automl predict`")
+    try:
+        return await asyncio.wait_for(_read_chunks(request, limit), timeout_s)
+    except asyncio.TimeoutError:
+        raise RequestError(408, f"the body did not arrive within {timeout_s:g} s (serve.body_timeout_s); send "
+                                f"the whole body at once, or split the rows over several requests") from None
+    except ClientDisconnect:
+        raise ClientGone() from None
+
+
+async def _read_chunks(request: Any, limit: int) -> bytes:
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -159,13 +198,102 @@ async def read_body(request: Any, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def request_id_of(header: Optional[str]) -> str:
+    """The client's X-Request-Id when it is a plain token (echoed back), else a fresh one."""
+    return header if header and _REQUEST_ID.match(header) else uuid.uuid4().hex
+
+
+class Invocations:
+    """POST /invocations: read, parse, predict, answer, capture. Bodies over ``INLINE_BODY_BYTES``
+    are parsed, answered and captured in a thread pool, off the event loop."""
+
+    def __init__(self, endpoint: Endpoint, batcher: Batcher):
+        self.endpoint = endpoint
+        self.predictor = endpoint.predictor
+        self.batcher = batcher
+        self.pool = ThreadPoolExecutor(max_workers=PARSE_THREADS, thread_name_prefix="automl-parse")
+
+    async def __call__(self, request: Request) -> Response:
+        request_id = request_id_of(request.headers.get("x-request-id"))
+        try:
+            kind = request_format(request.headers.get("content-type"))
+            out_kind = response_format(request.headers.get("accept"))
+            body = await read_body(request, self.endpoint.max_body_bytes, self.endpoint.body_timeout_s)
+        except RequestError as exc:
+            return error(exc.status, exc.message)
+        except ClientGone:
+            peer = f"{request.client.host}:{request.client.port}" if request.client else "a client"
+            log.info("%s disconnected before sending its whole request; nothing to answer", peer)
+            return Response(status_code=400)
+        offload = len(body) > INLINE_BODY_BYTES
+        try:
+            X = await self.run(offload, parse, body, kind, self.predictor.schema)
+            m = await self.predict(X)
+            objs, content, media = await self.run(offload, self.answer, m, out_kind)
+        except RequestError as exc:
+            # Rejected rows are captured too (with the error): a missing column or a string
+            # where a number belongs is exactly what the monitor must see.
+            await self.capture(offload, kind, body, [], request_id, None, exc.message)
+            return error(exc.status, exc.message)
+        except Exception:
+            log.exception("internal error while answering a request")
+            return error(500, "internal error while predicting; see the server log")
+        await self.capture(offload, kind, body, objs, request_id, X, None)
+        return Response(content=content, media_type=media, headers={"x-request-id": request_id})
+
+    async def run(self, offload: bool, fn: Any, *args: Any) -> Any:
+        if not offload:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args))
+
+    async def predict(self, X: pd.DataFrame) -> np.ndarray:
+        try:
+            return await self.batcher.predict(X)
+        except AutoMLError as exc:
+            raise RequestError(400, str(exc)) from None
+        except (ValueError, TypeError) as exc:  # rows the pipeline cannot handle
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RequestError(422, f"the model cannot predict these rows: {first}") from None
+
+    def answer(self, m: np.ndarray, out_kind: str) -> Tuple[List[Dict[str, Any]], bytes, str]:
+        objs = self.predictor.responses(m)
+        content, media = render(objs, out_kind, self.predictor.response_keys)
+        return objs, content, media
+
+    async def capture(self, offload: bool, kind: str, body: bytes, objs: List[Dict[str, Any]], request_id: str,
+                      X: Optional[pd.DataFrame], problem: Optional[str]) -> None:
+        capture = self.endpoint.capture
+        if capture is None or not capture.sampled():
+            return
+
+        def record() -> None:
+            rows = raw_records(body, kind, self.predictor.schema)
+            if rows is None and X is not None:
+                rows = frame_records(X)
+            if rows:
+                capture.record(kind, rows, objs, request_id=request_id, error=problem)
+
+        try:
+            await self.run(offload, record)
+        except Exception as exc:  # capture must never break a request
+            log.warning("data capture: request %s not captured: %s: %s", request_id, type(exc).__name__, exc)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False)
+
+
 def create_app(endpoint: Endpoint):
     """The FastAPI app serving ``endpoint``."""
     batcher = Batcher(endpoint.predictor, endpoint.max_batch_rows)
-    predictor = endpoint.predictor
+    invocations = Invocations(endpoint, batcher)
 
     def shutdown() -> None:
         batcher.close()
+        invocations.close()
         if endpoint.capture is not None:
             endpoint.capture.close()
 
@@ -180,9 +308,6 @@ def create_app(endpoint: Endpoint):
     app.state.endpoint = endpoint
     app.state.shutdown = shutdown
 
-    def error(status: int, message: str) -> Response:
-        return JSONResponse({"error": message}, status_code=status)
-
     @app.get("/ping")
     async def ping() -> Response:
         return JSONResponse({"status": "ok", "trial_id": endpoint.metadata.get("trial_id")})
@@ -192,42 +317,8 @@ def create_app(endpoint: Endpoint):
         return JSONResponse(endpoint.metadata)
 
     @app.post("/invocations")
-    async def invocations(request: Request) -> Response:
-        body_seen: Optional[bytes] = None
-        kind = ""
-        try:
-            kind = request_format(request.headers.get("content-type"))
-            out_kind = response_format(request.headers.get("accept"))
-            body = await read_body(request, endpoint.max_body_bytes)
-            body_seen = body
-            X = parse(body, kind, predictor.schema)
-            try:
-                m = await batcher.predict(X)
-            except AutoMLError as exc:
-                raise RequestError(400, str(exc)) from None
-            except (ValueError, TypeError) as exc:  # rows the pipeline cannot handle
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise RequestError(422, f"the model cannot predict these rows: {first}") from None
-            objs = predictor.responses(m)
-        except RequestError as exc:
-            # Rejected rows are captured too (with the error): a missing column or a string
-            # where a number belongs is exactly what the monitor must see.
-            if endpoint.capture is not None and body_seen is not None and endpoint.capture.sampled():
-                raw = raw_records(body_seen, kind, predictor.schema)
-                if raw:
-                    endpoint.capture.record(kind, raw, [], request_id=request.headers.get("x-request-id"),
-                                            error=exc.message)
-            return error(exc.status, exc.message)
-        except Exception:
-            log.exception("internal error while answering a request")
-            return error(500, "internal error while predicting; see the server log")
-        capture = endpoint.capture
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        if capture is not None and capture.sampled():
-            capture.record(kind, raw_records(body, kind, predictor.schema) or frame_records(X), objs,
-                           request_id=request_id)
-        content, media = render(objs, out_kind, predictor.response_keys)
-        return Response(content=content, media_type=media, headers={"x-request-id": request_id})
+    async def invoke(request: Request) -> Response:
+        return await invocations(request)
 
     @app.exception_handler(404)
     async def not_found(_request, _exc) -> Response:
@@ -249,7 +340,7 @@ def endpoint_metadata(run: Any, predictor: Predictor, trial_id: str) -> Dict[str
     lb = run.leaderboard
     match = lb[lb["trial_id"].astype(str) == str(trial_id)] if "trial_id" in lb else lb.iloc[:0]
     if len(match) and pd.notna(match.iloc[0].get("objective")):
-        score = float(match.iloc[0]["objective"])
+        score = rank_score(match.iloc[0])  # as summary.json ranks it (re-ranked mean where there is one)
     elif str(trial_id) == str(run.best_trial_id):
         score = run.best_score
     return {
@@ -260,5 +351,5 @@ def endpoint_metadata(run: Any, predictor: Predictor, trial_id: str) -> Dict[str
                          "csv": "feature values in the column order above, no header, no target column; or "
                                 "values of all training_columns (the target excepted), in that order",
                          "training_columns": list(predictor.schema.input_columns)},
-        "response_keys": predictor.response_keys, "run_dir": run.run_dir,
+        "response_keys": predictor.response_keys, "run_dir": redact_text(str(run.run_dir)),  # no user:password
     }

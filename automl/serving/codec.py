@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import re
 from typing import Any, Dict, List, Optional, Tuple
 
 import pandas as pd
@@ -105,10 +106,7 @@ def parse_json(body: bytes, schema: InputSchema) -> pd.DataFrame:
     text = decode_text(body)
     if not text.strip():
         raise RequestError(400, 'empty body: send {"instances": [{column: value, ...}, ...]}')
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RequestError(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    doc = load_json(text)
     if not isinstance(doc, dict) or "instances" not in doc:
         raise RequestError(400, 'the JSON body must be an object with "instances": '
                                 '{"instances": [{column: value, ...}, ...]}')
@@ -123,6 +121,58 @@ def parse_json(body: bytes, schema: InputSchema) -> pd.DataFrame:
         return schema.frame_from_records(instances)
     except DataError as exc:
         raise RequestError(400, str(exc)) from None
+
+
+INCREMENTAL_JSON_CHARS = 256 * 1024  # larger bodies are decoded one instance at a time
+_INSTANCES_START = re.compile(r'\s*\{\s*"instances"\s*:\s*\[\s*')
+_WS = re.compile(r"\s*")
+_DECODER = json.JSONDecoder()
+
+
+def _instances_incrementally(text: str) -> Optional[Dict[str, Any]]:
+    """``{"instances": [...]}`` decoded one instance at a time, or None for any other shape.
+
+    ``json.loads`` is one C call that holds the GIL: on a 20 MB body it would stop the event loop
+    (and /ping) for most of a second even from a worker thread. Decoding instance by instance
+    lets the loop run between instances; the result is the same as ``json.loads``.
+    """
+    start = _INSTANCES_START.match(text)
+    if start is None:
+        return None
+    idx, instances = start.end(), []
+    if text.startswith("]", idx):
+        idx += 1
+    else:
+        while True:
+            obj, idx = _DECODER.raw_decode(text, idx)
+            instances.append(obj)
+            idx = _WS.match(text, idx).end()
+            if text.startswith(",", idx):
+                idx = _WS.match(text, idx + 1).end()
+            elif text.startswith("]", idx):
+                idx += 1
+                break
+            else:
+                return None  # malformed: json.loads says where
+    if not re.fullmatch(r"\s*\}\s*", text[idx:]):
+        return None  # more keys after the instances, or junk: json.loads decides
+    return {"instances": instances}
+
+
+def load_json(text: str) -> Any:
+    """The JSON body, with every way a body can fail to parse answered by a 400: malformed JSON,
+    nesting deeper than the parser's limit (about 1,000 levels), integers over 4,300 digits."""
+    try:
+        doc = _instances_incrementally(text) if len(text) > INCREMENTAL_JSON_CHARS else None
+        return doc if doc is not None else json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise RequestError(400, 'the JSON body is nested too deeply; send {"instances": [{column: value, ...}]} '
+                                "with a number, text, true/false or null as each value") from None
+    except ValueError as exc:  # int() refuses integers of over 4,300 digits
+        raise RequestError(400, f"a number in the JSON body is too long ({str(exc).split(':')[0]}); numbers must "
+                                f"fit float64 (about 1.8e308)") from None
 
 
 def parse(body: bytes, kind: str, schema: InputSchema) -> pd.DataFrame:

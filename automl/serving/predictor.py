@@ -298,8 +298,8 @@ class Predictor:
         from sklearn import config_context
 
         pipe = self._fast.pipeline
-        # InputSchema has already turned non-finite numbers into missing values and the
-        # imputers fill them, so scikit-learn's per-step finiteness checks can be skipped.
+        # InputSchema has already refused infinite numbers (its input contract) and the
+        # imputers fill missing ones, so scikit-learn's per-step finiteness checks can be skipped.
         with config_context(assume_finite=True):
             if not self.classification:
                 return np.asarray(pipe.predict(X), dtype=float)

@@ -1,9 +1,29 @@
 """A model's input schema: the feature columns in training order, and how to cast values to them.
 
-The endpoint and batch transform both send rows through :meth:`InputSchema.coerce`, so a row
-gets the same prediction whichever way it arrives: each column takes the dtype it had in
-training (a numeric column gets floats, a categorical column of integers stays integers), and a
-value that does not fit raises a :class:`DataError` naming the row, column and value.
+The endpoint and batch transform both send rows through this class (``automl predict`` through
+:meth:`InputSchema.coerce`, the endpoint through :meth:`frame_from_rows` / :meth:`frame_from_records`,
+which apply the same rules), so a row gets the same prediction, or the same refusal, whichever
+way it arrives: each column takes the dtype it had in training (a numeric column gets floats, a
+categorical column of integers stays integers), and a value that does not fit raises a
+:class:`DataError` naming the column, the row and the value (HTTP 400 at the endpoint, a
+one-line error with exit 2 in batch). The input contract, per column type:
+
+==============  =====================================  ==========================================
+column type     read as missing (as in training)       refused
+==============  =====================================  ==========================================
+numeric         null, an empty field, NaN (JSON        inf, -inf, Infinity; a number beyond
+                ``NaN``, text ``nan``), CSV missing    float64 (1e400, a 400-digit integer);
+                markers (``NA``, ``N/A``, ``null``..)  text that is not a number
+boolean         the same                               anything but true/false, 1/0, yes/no,
+                                                       t/f, y/n (so inf, 2, 0.5)
+categorical     null, an empty field, CSV missing      inf, -inf, Infinity (as a number or as
+                markers                                text), a number beyond float64, a list
+                                                       or an object
+==============  =====================================  ==========================================
+
+Finite numbers are accepted whatever their size; the model's caster clips them to +-1e15, as in
+training. (Training itself reads non-finite numbers as missing; at prediction time they are
+refused, because a client that sends ``Infinity`` has a bug worth hearing about.)
 """
 from __future__ import annotations
 
@@ -18,8 +38,16 @@ from automl.errors import DataError
 
 log = logging.getLogger(__name__)
 
-_TRUE = {"true", "t", "yes", "y", "1"}
-_FALSE = {"false", "f", "no", "n", "0"}
+_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
+_FALSE = {"false", "f", "no", "n", "0", "0.0"}
+# pandas' default missing-value markers: what `automl predict` (read_csv) reads as missing in CSV
+CSV_NA_TOKENS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                 "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+_NAN_TEXT = {"nan", "-nan", "+nan"}
+INF_TOKENS = frozenset({"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"})
+_CSV_NA = frozenset(CSV_NA_TOKENS)
+CHUNK_ROWS = 2048  # rows converted per numpy call (see _float_rows)
+_REFUSED = object()  # a categorical value that the contract refuses
 
 
 @dataclass
@@ -37,6 +65,7 @@ class InputSchema:
             self.dtypes.setdefault(c, "float" if self.types.get(c) == "numeric" else "str")
         self._float_cols = [c for c in self.columns if self.types.get(c) == "numeric" or self.dtypes[c] == "float"]
         self._all_float = len(self._float_cols) == len(self.columns)
+        self._bool_in_block = np.array([self.types.get(c) == "boolean" for c in self._float_cols], dtype=bool)
         self._index = pd.Index(self.columns, dtype=object)  # object labels: cheaper lookups than str
         wide = [c for c in self.input_columns] if set(self.columns) <= set(self.input_columns) else []
         self._wide = wide if len(wide) > len(self.columns) else []
@@ -80,10 +109,14 @@ class InputSchema:
                 )
         if self._all_float:
             try:
-                return pd.DataFrame(np.array(rows, dtype=np.float64), columns=self._index)
+                block = _float_rows(rows)
             except ValueError:
                 pass  # empty fields or bad values: the column-wise path below says which
-        return self.coerce(pd.DataFrame(list(rows), columns=self._index, dtype=object), first_row)
+            else:
+                self.check_block(block, first_row)
+                return pd.DataFrame(block, columns=self._index)
+        frame = pd.DataFrame(list(rows), columns=self._index, dtype=object)
+        return self.coerce(frame.where(~frame.isin(CSV_NA_TOKENS), None), first_row)  # NA, null: as read_csv
 
     # -- JSON instances (dicts) --------------------------------------------------------------
 
@@ -97,10 +130,12 @@ class InputSchema:
         cols = self.columns
         if self._all_float:
             try:
-                return pd.DataFrame(np.array([[r[c] for c in cols] for r in records], dtype=np.float64),
-                                    columns=self._index)
-            except (ValueError, TypeError):
-                pass
+                block = _float_rows([[r[c] for c in cols] for r in records])
+            except (ValueError, TypeError, OverflowError):
+                pass  # null, text, lists or integers beyond float64: the column-wise path says which
+            else:
+                self.check_block(block, first_row)
+                return pd.DataFrame(block, columns=self._index)
         frame = pd.DataFrame([[r[c] for c in cols] for r in records], columns=self._index, dtype=object)
         return self.coerce(frame, first_row)
 
@@ -115,6 +150,7 @@ class InputSchema:
         out: Dict[str, Any] = {}
         block = self._float_block(df)
         if block is not None:
+            self.check_block(block, first_row)
             out.update({c: block[:, i] for i, c in enumerate(self._float_cols)})
         for col in self.columns:
             if col not in out:
@@ -131,8 +167,34 @@ class InputSchema:
             return sub.to_numpy(dtype=np.float64)
         try:
             return sub.to_numpy(dtype=object).astype(np.float64)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             return None  # empty strings, None or bad values: handled column by column
+
+    def check_block(self, block: np.ndarray, first_row: int = 1) -> None:
+        """Refuse, per the input contract, infinite values in the float columns (``block``, in
+        :attr:`float_columns` order, or all columns when all are float) and anything but 0/1 in
+        boolean ones."""
+        bad = np.isinf(block)
+        if self._bool_in_block.any():
+            flags = block[:, self._bool_in_block]
+            bad[:, self._bool_in_block] = ~(np.isnan(flags) | (flags == 0) | (flags == 1))
+        if bad.any():
+            row, j = (int(v) for v in np.argwhere(bad)[0])
+            raise self.refusal(self._float_cols[j], first_row + row, block[row, j])
+
+    def refusal(self, col: str, row: int, value: Any) -> DataError:
+        """The contract's one-line error for a value out of range for its column's type."""
+        kind = self.types.get(col, "categorical")
+        shown = _shown(value)
+        if kind == "boolean":
+            fix = "send true or false (or 1 or 0), or an empty field / null for a missing value"
+        elif kind == "numeric":
+            fix = ("infinite numbers and numbers beyond float64 (about 1.8e308) are refused; send a finite number, "
+                   "or an empty field / null for a missing value")
+        else:
+            fix = ("infinity, numbers beyond float64, lists and objects are not categories; send the category "
+                   "as text or a number, or an empty field / null for a missing value")
+        return DataError(f"column '{col}' is {kind}, but row {row} has {shown}; {fix}")
 
     def _coerce_column(self, s: pd.Series, col: str, first_row: int) -> pd.Series:
         kind = self.dtypes[col]
@@ -142,49 +204,118 @@ class InputSchema:
         if texty:
             missing = missing | (s == "").fillna(False).astype(bool)  # an empty CSV field, as read_csv reads it
         if kind in ("float", "int") or self.types[col] == "numeric":
-            if texty:  # a blank field in a numeric column is missing too
-                missing = missing | s.map(lambda v: isinstance(v, str) and not v.strip()).astype(bool)
-            try:
-                num = pd.to_numeric(s.where(~missing, np.nan), errors="coerce")
-            except (TypeError, ValueError):  # lists, dicts and other objects are not numbers
-                num = pd.Series([_number(v) for v in s.where(~missing, np.nan)], dtype=np.float64)
-            bad = num.isna() & ~missing
-            if bad.any():
-                i = int(np.flatnonzero(bad.to_numpy())[0])
-                raise DataError(f"column '{col}' is numeric, but row {first_row + i} has {s.iloc[i]!r}; "
-                                f"send a number, or an empty field / null for a missing value")
-            num = num.astype(np.float64)
-            values = num.to_numpy()
-            known = ~np.isnan(values)
-            if kind == "int" and self.types[col] != "numeric" and np.all(np.mod(values[known], 1) == 0):
-                if known.all():  # a categorical of integers: 3, not 3.0, as in training
-                    return num.astype(np.int64)
-                return pd.Series([int(v) if k else np.nan for v, k in zip(values, known)], dtype=object)
-            return num
-        if kind == "bool":
-            def to_bool(v: Any) -> Any:
-                if isinstance(v, (bool, np.bool_)):
-                    return bool(v)
-                t = str(v).strip().lower()
-                return True if t in _TRUE else False if t in _FALSE else None
-            vals = s.where(~missing, None).map(lambda v: None if v is None else to_bool(v))
-            bad = vals.isna() & ~missing
-            if bad.any():
-                i = int(np.flatnonzero(bad.to_numpy())[0])
-                raise DataError(f"column '{col}' is boolean, but row {first_row + i} has {s.iloc[i]!r}; "
-                                f"send true or false")
-            return vals.astype(bool) if not missing.any() else vals.astype(object)
+            return self._numeric_column(s, col, missing, texty, first_row)
+        if kind == "bool" or self.types[col] == "boolean":
+            return self._boolean_column(s, col, missing, first_row, as_text=kind != "bool")
+        return self._category_column(s, col, missing, first_row)
+
+    def _numeric_column(self, s: pd.Series, col: str, missing: pd.Series, texty: bool, first_row: int) -> pd.Series:
+        """Numbers (float64; a categorical of integers stays integers); NaN spellings are missing,
+        infinities and numbers beyond float64 are refused (boolean columns: anything but 0/1)."""
+        kind = self.dtypes[col]
+        if texty:  # a blank field, NaN or a CSV missing marker in a numeric column is missing too
+            missing = missing | s.map(_missing_text).astype(bool)
+        try:
+            num = pd.to_numeric(s.where(~missing, np.nan), errors="coerce")
+        except (TypeError, ValueError, OverflowError):  # lists, dicts, integers beyond float64
+            num = pd.Series([_number(v) for v in s.where(~missing, np.nan)], dtype=np.float64)
+        bad = num.isna() & ~missing
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"column '{col}' is {self.types[col]}, but row {first_row + i} has {_shown(s.iloc[i])}; "
+                            f"send a number, or an empty field / null for a missing value")
+        num = num.astype(np.float64)
+        values = num.to_numpy()
+        out = ~(np.isnan(values) | (values == 0) | (values == 1)) if self.types[col] == "boolean" else np.isinf(values)
+        if out.any():
+            i = int(np.flatnonzero(out)[0])
+            raise self.refusal(col, first_row + i, s.iloc[i])
+        known = ~np.isnan(values)
+        if kind == "int" and self.types[col] != "numeric" and np.all(np.mod(values[known], 1) == 0):
+            if known.all():  # a categorical of integers: 3, not 3.0, as in training
+                return num.astype(np.int64)
+            return pd.Series([int(v) if k else np.nan for v, k in zip(values, known)], dtype=object)
+        return num
+
+    def _boolean_column(self, s: pd.Series, col: str, missing: pd.Series, first_row: int, as_text: bool) -> pd.Series:
+        """true/false, 1/0, yes/no, t/f, y/n; anything else is refused. Text stays text for a
+        column that was text in training (the model's caster reads it)."""
+        def to_bool(v: Any) -> Any:
+            if isinstance(v, (bool, np.bool_)):
+                return bool(v)
+            t = str(v).strip().lower() if isinstance(v, (str, int, float, np.number)) else ""
+            return True if t in _TRUE else False if t in _FALSE else None
+        vals = s.where(~missing, None).map(lambda v: None if v is None else to_bool(v))
+        bad = vals.isna() & ~missing
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise self.refusal(col, first_row + i, s.iloc[i])
+        if as_text:
+            return s.astype(object).where(~missing, np.nan)
+        return vals.astype(bool) if not missing.any() else vals.astype(object)
+
+    def _category_column(self, s: pd.Series, col: str, missing: pd.Series, first_row: int) -> pd.Series:
+        """Text; a number becomes its text (3.0 -> "3"); infinity, numbers beyond float64, lists and
+        objects are refused in categorical columns."""
         vals = s.astype(object).where(~missing, np.nan)
-        if pd.api.types.infer_dtype(vals, skipna=True) in ("string", "empty"):
-            return vals  # text already (the usual case): no per-value work
-        return vals.map(lambda v: v if v is np.nan or isinstance(v, str) else _text(v)).astype(object)
+        strict = self.types[col] == "categorical"
+        if pd.api.types.infer_dtype(vals, skipna=True) in ("string", "empty"):  # text already: the usual case
+            if strict:
+                inf = vals.map(lambda v: isinstance(v, str) and v.strip().lower() in INF_TOKENS).to_numpy(dtype=bool)
+                if inf.any():
+                    i = int(np.flatnonzero(inf)[0])
+                    raise self.refusal(col, first_row + i, s.iloc[i])
+            return vals
+        out = vals.map(lambda v: v if v is np.nan else _category_text(v, strict))
+        refused = out.map(lambda v: v is _REFUSED).to_numpy(dtype=bool)
+        if refused.any():
+            i = int(np.flatnonzero(refused)[0])
+            raise self.refusal(col, first_row + i, s.iloc[i])
+        return out.astype(object)
+
+
+def _float_rows(rows: Sequence[Sequence[Any]]) -> np.ndarray:
+    """``np.array(rows, dtype=float64)``, in slices of ``CHUNK_ROWS``: one call over 20,000 rows
+    holds the GIL for a quarter second, which would stall the endpoint's event loop."""
+    if len(rows) <= CHUNK_ROWS:
+        return np.array(rows, dtype=np.float64)
+    return np.concatenate([np.array(rows[i:i + CHUNK_ROWS], dtype=np.float64) for i in range(0, len(rows), CHUNK_ROWS)])
+
+
+def _missing_text(v: Any) -> bool:
+    """A text that means "missing" in a numeric column: blank, NaN, or a CSV missing marker."""
+    return isinstance(v, str) and (not v.strip() or v in _CSV_NA or v.strip().lower() in _NAN_TEXT)
+
+
+def _shown(v: Any) -> str:
+    """A value for an error message, at most 40 characters."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    try:
+        text = repr(v)
+    except (ValueError, RecursionError):  # an integer of over 4,300 digits, a deeply nested list
+        text = f"<a very large {type(v).__name__}>"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _number(v: Any) -> float:
     try:
         return float(v)
+    except OverflowError:  # an integer beyond float64: out of range, refused like inf
+        return np.inf if v > 0 else -np.inf
     except (TypeError, ValueError):
         return np.nan
+
+
+def _category_text(v: Any, strict: bool) -> Any:
+    """A categorical value as text, or ``_REFUSED`` (when ``strict``) for what the contract refuses."""
+    if isinstance(v, str):
+        return _REFUSED if strict and v.strip().lower() in INF_TOKENS else v
+    if strict and (isinstance(v, (list, dict, tuple, set)) or (isinstance(v, float) and np.isinf(v))):
+        return _REFUSED
+    if strict and isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 2 ** 1024:
+        return _REFUSED  # beyond float64
+    return _text(v)
 
 
 def _text(v: Any) -> Any:
@@ -206,7 +337,7 @@ def training_dtypes(run: Any) -> Dict[str, str]:
     import pyarrow.parquet as pq
 
     from automl import artifacts as art
-    from automl.runner import TRAIN_DATA_FILE
+    from automl.rundir.layout import TRAIN_DATA_FILE
 
     url = art.join(run.run_dir, TRAIN_DATA_FILE)
     try:

@@ -1,9 +1,14 @@
 """`automl serve`: load one trial's model and answer HTTP requests (uvicorn or Ray Serve).
 
-    automl serve run_dir=DIR [trial=ID] [host=127.0.0.1] [port=8080] [api_key=KEY]
+    automl serve run_dir=DIR [trial=ID] [host=127.0.0.1] [port=8080] [api_key_file=PATH | api_key=KEY]
         [max_body_bytes=N] [response_keys=[predicted_label,probability,probabilities,labels]]
         [capture.enabled=true capture.sampling_percentage=P capture.destination=URL]
+        [capture.max_file_mb=16 capture.max_total_mb=1024] [serve.body_timeout_s=30]
         [serve.backend=uvicorn|ray serve.replicas=N]
+
+The API key comes from ``api_key_file=PATH`` (the file's text, stripped), else ``api_key=KEY``,
+else the ``AUTOML_API_KEY`` environment variable; a file or the variable keeps it out of the
+process list.
 """
 from __future__ import annotations
 
@@ -11,9 +16,11 @@ import logging
 import os
 import signal
 import threading
-from typing import Any, Dict, List
+from pathlib import Path
+from typing import Any, Dict, List, Optional
 
 from automl.errors import ConfigError
+from automl.redact import redact_text, register_secrets
 from automl.serving.options import as_bool, as_int, as_list, flat_options
 
 log = logging.getLogger(__name__)
@@ -25,9 +32,12 @@ SERVE_KEYS: Dict[str, Any] = {
     "capture.max_records": 1000, "capture.rotate_s": 60.0,
     "serve.backend": "uvicorn", "serve.replicas": 1, "serve.max_batch_rows": 256,
     "ray.address": None, "verbose": False,
+    "api_key_file": None, "serve.body_timeout_s": 30.0, "capture.max_file_mb": 16.0, "capture.max_total_mb": 1024.0,
+    "allow_pickle": False,  # load pickled models of earlier releases (trusted sources only)
 }
-_RAW = ("run_dir", "trial", "host", "api_key", "capture.destination", "ray.address")
+_RAW = ("run_dir", "trial", "host", "api_key", "api_key_file", "capture.destination", "ray.address")
 BACKENDS = ("uvicorn", "ray")
+API_KEY_ENV = "AUTOML_API_KEY"
 
 
 def serve_options(args: List[str]) -> Dict[str, Any]:
@@ -42,6 +52,7 @@ def serve_options(args: List[str]) -> Dict[str, Any]:
     opts["serve.replicas"] = as_int(opts["serve.replicas"], "serve.replicas", 1)
     opts["serve.max_batch_rows"] = as_int(opts["serve.max_batch_rows"], "serve.max_batch_rows", 1)
     opts["capture.enabled"] = as_bool(opts["capture.enabled"], "capture.enabled")
+    opts["allow_pickle"] = as_bool(opts["allow_pickle"], "allow_pickle")
     opts["response_keys"] = as_list(opts["response_keys"], "response_keys") or None
     if opts["response_keys"]:
         from automl.serving.predictor import resolve_response_keys
@@ -49,9 +60,47 @@ def serve_options(args: List[str]) -> Dict[str, Any]:
         resolve_response_keys(opts["response_keys"], classification=True)  # names; the model checks the rest
     if opts["serve.backend"] not in BACKENDS:
         raise ConfigError(f"serve.backend must be one of {', '.join(BACKENDS)}; got {opts['serve.backend']!r}")
-    if opts["api_key"] is not None and not str(opts["api_key"]).strip():
-        raise ConfigError("api_key is empty; give a key (clients send Authorization: Bearer <key>) or leave it out")
+    opts["serve.body_timeout_s"] = _positive(opts["serve.body_timeout_s"], "serve.body_timeout_s")
+    for key in ("capture.max_file_mb", "capture.max_total_mb"):
+        opts[key] = _positive(opts[key], key)
+    opts["api_key"] = resolve_api_key(opts.get("api_key"), opts.get("api_key_file"))
+    if opts["api_key"]:
+        register_secrets([opts["api_key"]])  # masked in every log line and error
     return opts
+
+
+def _positive(value: Any, key: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not number > 0:
+        raise ConfigError(f"{key} must be a number > 0; got {value!r}")
+    return number
+
+
+def resolve_api_key(key: Optional[str], key_file: Optional[str]) -> Optional[str]:
+    """The API key from ``api_key_file``, ``api_key`` or the AUTOML_API_KEY variable (None: no key)."""
+    if key is not None and key_file:
+        raise ConfigError("give api_key or api_key_file, not both; prefer api_key_file=PATH (or the AUTOML_API_KEY "
+                          "environment variable): a key on the command line shows in the process list")
+    if key_file:
+        try:
+            text = Path(key_file).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"api_key_file: cannot read {key_file}: {getattr(exc, 'strerror', None) or exc}; "
+                              f"give a readable UTF-8 file that holds the key") from None
+        if not text.strip():
+            raise ConfigError(f"api_key_file {key_file} is empty; write the key into it")
+        return text.strip()
+    if key is not None:
+        if not str(key).strip():
+            raise ConfigError("api_key is empty; give a key (clients send Authorization: Bearer <key>) or leave it out")
+        return str(key)
+    env = os.environ.get(API_KEY_ENV)
+    if env is not None and not env.strip():
+        raise ConfigError(f"{API_KEY_ENV} is set but empty; set it to the key, or unset it to serve without one")
+    return env.strip() if env else None
 
 
 def load_endpoint(opts: Dict[str, Any]):
@@ -62,7 +111,7 @@ def load_endpoint(opts: Dict[str, Any]):
     from automl.serving.predictor import Predictor
     from automl.serving.schema import InputSchema, training_dtypes
 
-    run = load(str(opts["run_dir"]))
+    run = load(str(opts["run_dir"]), allow_pickle=bool(opts.get("allow_pickle")))
     bundle = run.trial_model(opts.get("trial"))
     trial_id = str(opts.get("trial") or run.best_trial_id)
     schema = InputSchema.from_model(bundle, training_dtypes(run), input_columns=list(run.summary.get("column_types") or {}))
@@ -71,10 +120,13 @@ def load_endpoint(opts: Dict[str, Any]):
     if opts.get("capture.enabled"):
         capture = DataCapture(opts.get("capture.destination"), opts.get("capture.sampling_percentage", 100.0),
                               trial_id=trial_id, max_records=opts.get("capture.max_records", 1000),
-                              rotate_s=opts.get("capture.rotate_s", 60.0))
+                              rotate_s=opts.get("capture.rotate_s", 60.0),
+                              max_file_mb=opts.get("capture.max_file_mb", 16.0),
+                              max_total_mb=opts.get("capture.max_total_mb", 1024.0))
     return Endpoint(predictor=predictor, metadata=endpoint_metadata(run, predictor, trial_id),
                     api_key=opts.get("api_key"), max_body_bytes=int(opts.get("max_body_bytes", 6 << 20)),
-                    max_batch_rows=int(opts.get("serve.max_batch_rows", 256)), capture=capture)
+                    max_batch_rows=int(opts.get("serve.max_batch_rows", 256)), capture=capture,
+                    body_timeout_s=float(opts.get("serve.body_timeout_s", 30.0)))
 
 
 def cmd_serve(args: List[str]) -> int:
@@ -124,7 +176,8 @@ def _announce(endpoint, opts: Dict[str, Any], backend: str) -> None:
     md = endpoint.metadata
     log.info("serving trial %s (%s) on http://%s:%d with %s%s%s", md["trial_id"], md["candidate"], opts["host"],
              opts["port"], backend, "; api_key required" if opts.get("api_key") else "",
-             f"; capturing {opts['capture.sampling_percentage']}% of requests to {opts['capture.destination']}"
+             f"; capturing {opts['capture.sampling_percentage']}% of requests to "
+             f"{redact_text(str(opts['capture.destination']))}"
              if endpoint.capture is not None else "")
 
 
@@ -156,7 +209,7 @@ def serve_ray(opts: Dict[str, Any], block: bool = True) -> int:
     from automl.run import load
     from automl.search.tuner import init_ray
 
-    run = load(str(opts["run_dir"]))
+    run = load(str(opts["run_dir"]), allow_pickle=bool(opts.get("allow_pickle")))
     run.trial_model(opts.get("trial"))  # refit (and cache) a non-best trial once, not in every replica
     if opts["capture.enabled"] and not opts.get("capture.destination"):
         raise ConfigError("capture.enabled=true needs capture.destination=URL")

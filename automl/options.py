@@ -1,0 +1,85 @@
+"""``key=value`` options of the commands that are not Hydra-composed (predict, serve, monitor).
+
+One parser for all of them, in a module that imports no command, so the CLI, the server and the
+monitor can each use it without importing one another.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List
+
+from omegaconf import OmegaConf
+
+from automl.errors import ConfigError
+
+
+def parse_key_values(args: List[str], allowed: Dict[str, object], command: str) -> Dict[str, object]:
+    """``key=value`` arguments against the ``allowed`` keys and their defaults; values YAML-typed
+    and dotted keys nested (``a.b=1`` -> ``{"a": {"b": 1}}``)."""
+    out = dict(allowed)
+    for arg in args:
+        if "=" not in arg:
+            raise ConfigError(f"`automl {command}` takes key=value arguments; got '{arg}'")
+        key = arg.split("=", 1)[0]
+        if key not in allowed:
+            raise ConfigError(
+                f"unknown key '{key}' for `automl {command}`; valid keys: {', '.join(allowed)}"
+            )
+        out.update(OmegaConf.to_container(OmegaConf.from_dotlist([arg])))
+    return out
+
+
+def flat_options(args: List[str], defaults: Dict[str, Any], command: str,
+                 raw_keys: Iterable[str] = ()) -> Dict[str, Any]:
+    """Parse ``key=value`` arguments against ``defaults`` (dotted keys such as ``capture.enabled``).
+
+    Values are YAML-typed (``true``, ``8080``, ``[a,b]``) by ``parse_key_values``, except
+    ``raw_keys`` (ids, keys, paths), which stay the exact text given.
+    """
+    raw = set(raw_keys)
+    out = dict(defaults)
+    for arg in args:
+        if "=" not in arg:
+            raise ConfigError(f"`automl {command}` takes key=value arguments; got '{arg}'")
+        key, text = arg.split("=", 1)
+        if key not in defaults:
+            raise ConfigError(f"unknown key '{key}' for `automl {command}`; valid keys: {', '.join(defaults)}")
+        if key in raw:
+            out[key] = text
+            continue
+        parsed = parse_key_values([arg], {key: defaults[key]}, command)
+        value: Any = parsed
+        for part in key.split("."):  # from_dotlist nests dotted keys: {"capture": {"enabled": true}}
+            value = value[part]
+        out[key] = value
+    return out
+
+
+def as_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", "", "none", "null"):
+        return False
+    raise ConfigError(f"{key} must be true or false; got {value!r}")
+
+
+def as_int(value: Any, key: str, low: int = 0) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be an integer >= {low}; got {value!r}") from None
+    if n < low:
+        raise ConfigError(f"{key} must be an integer >= {low}; got {n}")
+    return n
+
+
+def as_list(value: Any, key: str) -> List[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    raise ConfigError(f"{key} must be a list such as [a,b]; got {value!r}")

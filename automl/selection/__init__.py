@@ -1,0 +1,21 @@
+"""Choosing the final model after the search: bagged fold models, gates, stacking.
+
+``SelectSpec`` carries the ``select.*`` config keys to :func:`automl.finalize.finalize`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FINAL_MODEL_KINDS = ("refit", "bagged", "auto")
+GATES = ("bootstrap", "score")
+
+
+@dataclass
+class SelectSpec:
+    """How the final model is built and when an ensemble or stack is kept (``select.*`` keys)."""
+
+    final_model: str = "refit"  # refit | bagged | auto (see selection/bagging.py)
+    gate: str = "score"  # score: any better OOF score (McNemar for accuracy) | bootstrap: paired bootstrap over OOF rows
+    gate_confidence: float = 0.95  # the paired gain's lower bound at this level must be > 0
+    gate_resamples: int = 200
+    stack: bool = False  # try a second level on the members' OOF predictions (selection/stacking.py)
