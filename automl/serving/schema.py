@@ -14,8 +14,10 @@ column type     read as missing (as in training)       refused
 numeric         null, an empty field, NaN (JSON        inf, -inf, Infinity; a number beyond
                 ``NaN``, text ``nan``), CSV missing    float64 (1e400, a 400-digit integer);
                 markers (``NA``, ``N/A``, ``null``..)  text that is not a number
-boolean         the same                               anything but true/false, 1/0, yes/no,
-                                                       t/f, y/n (so inf, 2, 0.5)
+boolean         the same                               coded as numbers (0/1): as numeric (any
+                                                       finite number is a value, as in training);
+                                                       coded as text: anything but true/false,
+                                                       1/0, yes/no, t/f, y/n
 categorical     null, an empty field, CSV missing      inf, -inf, Infinity (as a number or as
                 markers                                text), a number beyond float64, a list
                                                        or an object
@@ -211,7 +213,7 @@ class InputSchema:
 
     def _numeric_column(self, s: pd.Series, col: str, missing: pd.Series, texty: bool, first_row: int) -> pd.Series:
         """Numbers (float64; a categorical of integers stays integers); NaN spellings are missing,
-        infinities and numbers beyond float64 are refused (boolean columns: anything but 0/1)."""
+        infinities and numbers beyond float64 are refused (0/1 columns too: the model reads them as numbers)."""
         kind = self.dtypes[col]
         if texty:  # a blank field, NaN or a CSV missing marker in a numeric column is missing too
             missing = missing | s.map(_missing_text).astype(bool)
@@ -226,7 +228,7 @@ class InputSchema:
                             f"send a number, or an empty field / null for a missing value")
         num = num.astype(np.float64)
         values = num.to_numpy()
-        out = ~(np.isnan(values) | (values == 0) | (values == 1)) if self.types[col] == "boolean" else np.isinf(values)
+        out = np.isinf(values)  # a 0/1 column is a number to the model: 2 is a value, inf is not
         if out.any():
             i = int(np.flatnonzero(out)[0])
             raise self.refusal(col, first_row + i, s.iloc[i])
