@@ -285,3 +285,21 @@ def test_metadata_never_shows_the_password_of_a_run_dir_url(flag_run, tmp_path):
     finally:
         files.terminate()
         files.wait(timeout=10)
+
+
+def test_a_0_1_column_takes_any_finite_number_on_every_parse_path():
+    """digits' pixel columns are 0/1 in training and 2 in test: the model reads them as numbers,
+    so 2 is a value (the contract refused it on the all-numeric block path, and digits' batch
+    predict failed); inf is still refused."""
+    from automl.errors import DataError
+    from automl.serving.schema import InputSchema
+
+    schema = InputSchema(columns=["pixel", "x"], types={"pixel": "boolean", "x": "numeric"},
+                         dtypes={"pixel": "float", "x": "float"})  # as digits: 0.0/1.0 in train.csv
+    rows = schema.frame_from_rows([["2", "0.5"], ["0", "1.5"]])  # the all-float block path
+    records = schema.frame_from_records([{"pixel": 2, "x": 0.5}])
+    batch = schema.coerce(pd.DataFrame({"pixel": [2, 1], "x": [0.5, 1.0]}))
+    assert rows["pixel"].tolist() == [2.0, 0.0] and records["pixel"].iloc[0] == 2 and batch["pixel"].iloc[0] == 2
+    for bad in (["inf", "0.5"], ["-Infinity", "0.5"]):
+        with pytest.raises(DataError, match="pixel"):
+            schema.frame_from_rows([bad])

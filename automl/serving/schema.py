@@ -67,7 +67,6 @@ class InputSchema:
             self.dtypes.setdefault(c, "float" if self.types.get(c) == "numeric" else "str")
         self._float_cols = [c for c in self.columns if self.types.get(c) == "numeric" or self.dtypes[c] == "float"]
         self._all_float = len(self._float_cols) == len(self.columns)
-        self._bool_in_block = np.array([self.types.get(c) == "boolean" for c in self._float_cols], dtype=bool)
         self._index = pd.Index(self.columns, dtype=object)  # object labels: cheaper lookups than str
         wide = [c for c in self.input_columns] if set(self.columns) <= set(self.input_columns) else []
         self._wide = wide if len(wide) > len(self.columns) else []
@@ -174,12 +173,9 @@ class InputSchema:
 
     def check_block(self, block: np.ndarray, first_row: int = 1) -> None:
         """Refuse, per the input contract, infinite values in the float columns (``block``, in
-        :attr:`float_columns` order, or all columns when all are float) and anything but 0/1 in
-        boolean ones."""
+        :attr:`float_columns` order, or all columns when all are float); 0/1 columns included,
+        which the model reads as numbers (2 is a value there, inf is not)."""
         bad = np.isinf(block)
-        if self._bool_in_block.any():
-            flags = block[:, self._bool_in_block]
-            bad[:, self._bool_in_block] = ~(np.isnan(flags) | (flags == 0) | (flags == 1))
         if bad.any():
             row, j = (int(v) for v in np.argwhere(bad)[0])
             raise self.refusal(self._float_cols[j], first_row + row, block[row, j])
