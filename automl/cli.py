@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Callable, Dict, List
 
-from automl.errors import AutoMLError, ConfigError, storage_failure
+from automl.errors import AutoMLError, storage_failure
 from automl.options import parse_key_values  # noqa: F401 (re-exported: it lived here)
 from automl.redact import install_log_filter, is_secret_name, redact_text, register_secrets
 
@@ -28,11 +28,6 @@ USAGE = """usage:
   automl serve run_dir=DIR [trial=ID] [host=127.0.0.1] [port=8080] [api_key=KEY] [capture.enabled=true ...]
                                        an HTTP endpoint for any trial's model (FastAPI on uvicorn or Ray Serve)
 see README.md for every config key."""
-
-PREDICT_KEYS = {"run_dir": None, "input": None, "output": None, "overwrite": False, "trial": None,
-                "allow_pickle": False,  # load pickled models of earlier releases (trusted sources only)
-                "predict.backend": "local",
-                "predict.keep_columns": [], "predict.chunk_rows": 100_000, "ray.address": None, "verbose": False}
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -111,20 +106,14 @@ def _print_result(run) -> None:
 
 
 def cmd_predict(args: List[str]) -> int:
+    from automl.config import compose_command
     from automl.predict import batch_predict
-    from automl.options import as_bool, as_int, as_list, flat_options
 
-    opts = flat_options(args, PREDICT_KEYS, "predict", raw_keys=("run_dir", "input", "output", "trial", "ray.address"))
-    for key in ("run_dir", "input", "output"):
-        if not opts.get(key):
-            raise ConfigError(f"`automl predict` needs {key}=...; e.g. automl predict run_dir=DIR input=in.csv output=out.csv")
-    n = batch_predict(str(opts["run_dir"]), str(opts["input"]), str(opts["output"]), trial=opts["trial"],
-                      backend=str(opts["predict.backend"]),
-                      keep_columns=as_list(opts["predict.keep_columns"], "predict.keep_columns"),
-                      chunk_rows=as_int(opts["predict.chunk_rows"], "predict.chunk_rows", 1),
-                      ray_address=opts["ray.address"], overwrite=as_bool(opts["overwrite"], "overwrite"),
-                      allow_pickle=as_bool(opts["allow_pickle"], "allow_pickle"))
-    print(f"wrote {n} predictions to {opts['output']}")
+    cfg = compose_command("predict", args)  # typed and checked: PredictConfig
+    n = batch_predict(cfg.run_dir, cfg.input, cfg.output, trial=cfg.trial, backend=cfg.predict.backend,
+                      keep_columns=list(cfg.predict.keep_columns), chunk_rows=cfg.predict.chunk_rows,
+                      ray_address=cfg.ray.address, overwrite=cfg.overwrite, allow_pickle=cfg.allow_pickle)
+    print(f"wrote {n} predictions to {cfg.output}")
     return 0
 
 

@@ -1,15 +1,23 @@
-"""``key=value`` options of the commands that are not Hydra-composed (predict, serve, monitor).
+"""``key=value`` helpers kept for callers of the earlier API (``automl.serving.options`` re-exports them).
 
-One parser for all of them, in a module that imports no command, so the CLI, the server and the
-monitor can each use it without importing one another.
+The commands themselves parse their arguments against their schemas (automl/config/commands.py)
+with ``automl.config.keys``; these functions use the same value typing and unknown-key message.
 """
 from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List
 
-from omegaconf import OmegaConf
-
+from automl.config.keys import unknown_key, yaml_value
 from automl.errors import ConfigError
+
+
+def _split(arg: str, allowed: Dict[str, object], command: str) -> tuple[str, str]:
+    if "=" not in arg:
+        raise ConfigError(f"`automl {command}` takes key=value arguments; got '{arg}'")
+    key, text = arg.split("=", 1)
+    if key not in allowed:
+        raise unknown_key(key, list(allowed), command)
+    return key, text
 
 
 def parse_key_values(args: List[str], allowed: Dict[str, object], command: str) -> Dict[str, object]:
@@ -17,14 +25,12 @@ def parse_key_values(args: List[str], allowed: Dict[str, object], command: str) 
     and dotted keys nested (``a.b=1`` -> ``{"a": {"b": 1}}``)."""
     out = dict(allowed)
     for arg in args:
-        if "=" not in arg:
-            raise ConfigError(f"`automl {command}` takes key=value arguments; got '{arg}'")
-        key = arg.split("=", 1)[0]
-        if key not in allowed:
-            raise ConfigError(
-                f"unknown key '{key}' for `automl {command}`; valid keys: {', '.join(allowed)}"
-            )
-        out.update(OmegaConf.to_container(OmegaConf.from_dotlist([arg])))
+        key, text = _split(arg, allowed, command)
+        top, *rest = key.split(".")
+        value = yaml_value(key, text)
+        for part in reversed(rest):
+            value = {part: value}
+        out[top] = value
     return out
 
 
@@ -32,25 +38,14 @@ def flat_options(args: List[str], defaults: Dict[str, Any], command: str,
                  raw_keys: Iterable[str] = ()) -> Dict[str, Any]:
     """Parse ``key=value`` arguments against ``defaults`` (dotted keys such as ``capture.enabled``).
 
-    Values are YAML-typed (``true``, ``8080``, ``[a,b]``) by ``parse_key_values``, except
-    ``raw_keys`` (ids, keys, paths), which stay the exact text given.
+    Values are YAML-typed (``true``, ``8080``, ``[a,b]``), except ``raw_keys`` (ids, keys, paths),
+    which stay the exact text given.
     """
     raw = set(raw_keys)
     out = dict(defaults)
     for arg in args:
-        if "=" not in arg:
-            raise ConfigError(f"`automl {command}` takes key=value arguments; got '{arg}'")
-        key, text = arg.split("=", 1)
-        if key not in defaults:
-            raise ConfigError(f"unknown key '{key}' for `automl {command}`; valid keys: {', '.join(defaults)}")
-        if key in raw:
-            out[key] = text
-            continue
-        parsed = parse_key_values([arg], {key: defaults[key]}, command)
-        value: Any = parsed
-        for part in key.split("."):  # from_dotlist nests dotted keys: {"capture": {"enabled": true}}
-            value = value[part]
-        out[key] = value
+        key, text = _split(arg, defaults, command)
+        out[key] = text if key in raw else yaml_value(key, text)
     return out
 
 

@@ -15,6 +15,7 @@ import fsspec
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from automl.candidates.check import check_candidates
 from automl.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,5 @@ def apply_candidates_dir(cfg: DictConfig) -> None:
                           f"({str(exc).strip().splitlines()[0]}); compare it with a file the runner wrote") from None
     finally:
         OmegaConf.set_struct(cfg, True)
-    from automl.config import validate_config
-
-    validate_config(cfg)
+    check_candidates(cfg.candidates, cfg.get("search_spaces_dir"), cfg.problem_type)
     log.info("candidates from %s: %s", folder, ", ".join(specs))

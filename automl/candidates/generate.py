@@ -8,8 +8,7 @@ from typing import Any, Dict, List
 from omegaconf import DictConfig, OmegaConf
 
 from automl.candidates.algorithms import get_algorithm
-from automl.candidates.processing import check_processing
-from automl.candidates.space import load_space, normalise_space
+from automl.candidates.check import candidate_space, check_candidate_processing, check_problem_types
 from automl.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -71,11 +70,13 @@ def generate_candidates(cfg: DictConfig, problem_type: str, n_rows: int, column_
         if not cc.get("enabled", True):
             skipped[name] = "disabled in its config (enabled: false)"
             continue
+        missing = algo.missing_packages()
+        if missing:
+            hint = f"pip install 'automl[{algo.extra}]'" if algo.extra else f"pip install {' '.join(missing)}"
+            skipped[name] = f"needs the optional package(s) {', '.join(missing)}, not installed ({hint})"
+            continue
         only = cc.get("problem_types")
-        bad = sorted(set(only or []) - {"binary", "multiclass", "regression"})
-        if bad:
-            raise ConfigError(f"candidates.{name}.problem_types has unknown type(s) {', '.join(bad)}; "
-                              "use binary, multiclass and/or regression")
+        check_problem_types(name, only)
         if only and problem_type not in only:
             skipped[name] = f"only for {', '.join(only)} problems (problem_types); this one is {problem_type}"
             continue
@@ -83,17 +84,9 @@ def generate_candidates(cfg: DictConfig, problem_type: str, n_rows: int, column_
         if limit is not None and n_rows > limit:
             skipped[name] = f"{n_rows} training rows exceed its max_rows={limit} (too slow for the budget)"
             continue
-        if cc.get("space"):
-            space = normalise_space(cc["space"], f"candidates.{name}.space")
-        else:
-            space = load_space(cc.get("search_space") or cc["algorithm"], cfg.search_spaces_dir)
+        space = candidate_space(name, cc, cfg.search_spaces_dir)
         processing = dict(cc["processing"])
-        for key, value in processing.items():
-            check_processing(f"candidates.{name}.processing", key, value)
-        for key, spec in space["params"].items():
-            if key.startswith("preprocess."):
-                for value in spec.get("choices") or []:
-                    check_processing(f"search space of {name}, {key}", key.partition(".")[2], value)
+        check_candidate_processing(name, processing, space)
         cand = Candidate(name, cc["algorithm"], processing, space, cc.get("description", "") or algo.description)
         cand.reasons = explain_processing(processing, column_types, algo.needs_scaling)
         chosen.append(cand)

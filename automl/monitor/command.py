@@ -26,12 +26,12 @@ from typing import Any, Dict, List, Optional, Tuple
 import pandas as pd
 
 from automl import artifacts as art
+from automl.config.commands import compose_command
 from automl.errors import ArtifactError, ConfigError, DataError
 from automl.monitor.baseline import CONSTRAINTS_FILE, STATISTICS_FILE, build_baseline
 from automl.monitor.checks import CheckResult, check_batch, monitoring_config
 from automl.monitor.report import render_report
 from automl.monitor.sources import file_info, list_data_files, read_batch
-from automl.options import parse_key_values
 from automl.redact import redact_text, register_secrets
 from automl.rundir.layout import MONITORING_DIR, TRAIN_DATA_FILE, is_capture_file_name
 
@@ -43,9 +43,6 @@ VIOLATIONS_FILE = "constraint_violations.json"
 BATCH_STATISTICS_FILE = "statistics.json"
 REPORT_FILE = "report.html"
 RESULT_FILES = (VIOLATIONS_FILE, BATCH_STATISTICS_FILE, REPORT_FILE)
-MONITOR_KEYS: Dict[str, object] = {"run_dir": None, "data": None, "output": None, "overwrite": False,
-                                   "constraints": None, "alert.webhook": None, "watch": False, "interval_s": 60.0,
-                                   "verbose": False}
 
 
 # ----------------------------------------------------------------------------- baseline
@@ -212,38 +209,21 @@ class Watcher:
 # ----------------------------------------------------------------------------- the command
 def cmd_monitor(args: List[str]) -> int:
     """`automl monitor run_dir=DIR data=URL [output=URL] [alert.webhook=URL] [watch=true interval_s=N]`."""
-    opts = parse_key_values(args, MONITOR_KEYS, "monitor")
-    for key in ("run_dir", "data"):
-        if not opts.get(key):
-            raise ConfigError(f"`automl monitor` needs {key}=...; e.g. automl monitor run_dir=DIR data=batch.csv")
-    run_dir, data = str(opts["run_dir"]).rstrip("/"), str(opts["data"])
-    webhook = (opts.get("alert") or {}).get("webhook") if isinstance(opts.get("alert"), dict) else None
+    opts = compose_command("monitor", args)  # typed and checked: MonitorConfig
+    run_dir, data, webhook, watch = opts.run_dir.rstrip("/"), opts.data, opts.alert.webhook, opts.watch
     if webhook is not None:
-        webhook = str(webhook)
-        if not webhook.startswith(("http://", "https://")) or not urllib.parse.urlsplit(webhook).hostname:
-            raise ConfigError(f"alert.webhook must be an http:// or https:// URL with a host; got one starting "
-                              f"'{webhook[:8]}'")
         register_secrets([webhook])  # never shown in logs
-    watch = opts.get("watch")
-    if not isinstance(watch, bool):
-        raise ConfigError(f"watch must be true or false; got '{watch}'")
-    interval = opts.get("interval_s")
-    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
-        raise ConfigError(f"interval_s must be a positive number of seconds; got '{interval}'")
-    overwrite = opts.get("overwrite")
-    if not isinstance(overwrite, bool):
-        raise ConfigError(f"overwrite must be true or false; got '{overwrite}'")
-    if opts.get("output") and not watch:
-        check_output(str(opts["output"]), data, overwrite)
+    if opts.output and not watch:
+        check_output(opts.output, data, opts.overwrite)
     if "://" not in run_dir:
         run_dir = str(Path(run_dir).resolve())
-    stats, cons = load_baseline(run_dir, opts.get("constraints"))
+    stats, cons = load_baseline(run_dir, opts.constraints)
     meta = {"run_dir": run_dir, "data": data}
     if watch:
-        output = str(opts.get("output") or art.join(run_dir, MONITORING_DIR))
+        output = opts.output or art.join(run_dir, MONITORING_DIR)
         if "://" not in output:
             output = str(Path(output).resolve())
-        watcher = Watcher(data, stats, cons, output, float(interval), meta, webhook)
+        watcher = Watcher(data, stats, cons, output, opts.interval_s, meta, webhook)
         previous = _on_sigterm(watcher.stop)
         try:
             code = watcher.run()
@@ -255,7 +235,7 @@ def cmd_monitor(args: List[str]) -> int:
         print(f"watch stopped: checked {watcher.n_files} file(s) in {watcher.n_batches} batch(es); "
               f"{watcher.n_violations} violation(s); results under {output}")
         return code
-    output = str(opts.get("output") or art.join(run_dir, MONITORING_DIR, _timestamp()))
+    output = opts.output or art.join(run_dir, MONITORING_DIR, _timestamp())
     files = list_data_files(data)
     outcome = check_files(files, stats, cons, output, meta, webhook)
     if outcome is None:

@@ -19,64 +19,33 @@ import threading
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from automl.config.commands import SERVE_BACKENDS as BACKENDS  # noqa: F401 (re-exported: it lived here)
+from automl.config.commands import compose_command
+from automl.config.keys import flat_values
 from automl.errors import ConfigError
 from automl.redact import redact_text, register_secrets
-from automl.serving.options import as_bool, as_int, as_list, flat_options
 
 log = logging.getLogger(__name__)
 
-SERVE_KEYS: Dict[str, Any] = {
-    "run_dir": None, "trial": None, "host": "127.0.0.1", "port": 8080, "api_key": None,
-    "max_body_bytes": 6 * 1024 * 1024, "response_keys": None,
-    "capture.enabled": False, "capture.sampling_percentage": 100.0, "capture.destination": None,
-    "capture.max_records": 1000, "capture.rotate_s": 60.0,
-    "serve.backend": "uvicorn", "serve.replicas": 1, "serve.max_batch_rows": 256,
-    "ray.address": None, "verbose": False,
-    "api_key_file": None, "serve.body_timeout_s": 30.0, "capture.max_file_mb": 16.0, "capture.max_total_mb": 1024.0,
-    "allow_pickle": False,  # load pickled models of earlier releases (trusted sources only)
-}
-_RAW = ("run_dir", "trial", "host", "api_key", "api_key_file", "capture.destination", "ray.address")
-BACKENDS = ("uvicorn", "ray")
 API_KEY_ENV = "AUTOML_API_KEY"
 
 
 def serve_options(args: List[str]) -> Dict[str, Any]:
-    """Parse and check `automl serve` arguments."""
-    opts = flat_options(args, SERVE_KEYS, "serve", raw_keys=_RAW)
-    if not opts["run_dir"]:
-        raise ConfigError("`automl serve` needs run_dir=...; e.g. automl serve run_dir=outputs/2024-01-01/12-00-00")
-    opts["port"] = as_int(opts["port"], "port")
-    if opts["port"] > 65535:
-        raise ConfigError(f"port must be 0-65535; got {opts['port']}")
-    opts["max_body_bytes"] = as_int(opts["max_body_bytes"], "max_body_bytes", 1)
-    opts["serve.replicas"] = as_int(opts["serve.replicas"], "serve.replicas", 1)
-    opts["serve.max_batch_rows"] = as_int(opts["serve.max_batch_rows"], "serve.max_batch_rows", 1)
-    opts["capture.enabled"] = as_bool(opts["capture.enabled"], "capture.enabled")
-    opts["allow_pickle"] = as_bool(opts["allow_pickle"], "allow_pickle")
-    opts["response_keys"] = as_list(opts["response_keys"], "response_keys") or None
+    """Parse and check `automl serve` arguments (the schema: ServeConfig in automl/config/commands.py).
+
+    The options as ``{dotted key: typed value}``, with the API key resolved: a plain dict, as the
+    Ray Serve replicas receive it."""
+    cfg = compose_command("serve", args)
+    opts = flat_values(cfg)
+    opts["response_keys"] = list(cfg.response_keys or []) or None
     if opts["response_keys"]:
         from automl.serving.predictor import resolve_response_keys
 
         resolve_response_keys(opts["response_keys"], classification=True)  # names; the model checks the rest
-    if opts["serve.backend"] not in BACKENDS:
-        raise ConfigError(f"serve.backend must be one of {', '.join(BACKENDS)}; got {opts['serve.backend']!r}")
-    opts["serve.body_timeout_s"] = _positive(opts["serve.body_timeout_s"], "serve.body_timeout_s")
-    for key in ("capture.max_file_mb", "capture.max_total_mb"):
-        opts[key] = _positive(opts[key], key)
-    opts["api_key"] = resolve_api_key(opts.get("api_key"), opts.get("api_key_file"))
+    opts["api_key"] = resolve_api_key(cfg.api_key, cfg.api_key_file)
     if opts["api_key"]:
         register_secrets([opts["api_key"]])  # masked in every log line and error
     return opts
-
-
-def _positive(value: Any, key: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = -1.0
-    if not number > 0:
-        raise ConfigError(f"{key} must be a number > 0; got {value!r}")
-    return number
 
 
 def resolve_api_key(key: Optional[str], key_file: Optional[str]) -> Optional[str]:
@@ -207,7 +176,7 @@ def serve_ray(opts: Dict[str, Any], block: bool = True) -> int:
     from ray import serve
 
     from automl.run import load
-    from automl.search.tuner import init_ray
+    from automl.raystart import init_ray
 
     run = load(str(opts["run_dir"]), allow_pickle=bool(opts.get("allow_pickle")))
     run.trial_model(opts.get("trial"))  # refit (and cache) a non-best trial once, not in every replica

@@ -1,0 +1,78 @@
+"""Checks of a composed `automl fit` config that a type schema cannot express.
+
+They run in ``compose_config``, before any data is read: value sets, ranges, cross-field rules,
+the metric's name and every candidate (algorithm, problem types, search space, processing).
+"""
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from automl.errors import ConfigError
+
+PROBLEM_TYPES = ("auto", "binary", "multiclass", "regression")
+MODES = ("full", "candidates_only")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Cross-field checks that a type schema cannot express."""
+    if cfg.problem_type not in PROBLEM_TYPES:
+        raise ConfigError(
+            f"problem_type must be one of {', '.join(PROBLEM_TYPES)}; got '{cfg.problem_type}'. "
+            "Fix: problem_type=auto lets automl infer it"
+        )
+    if cfg.get("resume") and not cfg.output_dir:
+        raise ConfigError("resume=true needs output_dir=<the folder of the run to continue>; got no output_dir")
+    if cfg.get("resume") and cfg.get("overwrite"):
+        raise ConfigError("resume=true continues the run in output_dir and overwrite=true replaces it; pass only one")
+    if cfg.mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}; got '{cfg.mode}'")
+    if cfg.budget.max_trials < 1:
+        raise ConfigError(f"budget.max_trials must be at least 1; got {cfg.budget.max_trials}")
+    if cfg.budget.time_limit_s <= 0:
+        raise ConfigError(f"budget.time_limit_s must be positive; got {cfg.budget.time_limit_s}")
+    if cfg.data.test_fraction is not None and not 0 <= cfg.data.test_fraction < 1:
+        raise ConfigError(f"data.test_fraction must be in [0, 1); got {cfg.data.test_fraction}")
+    _check_validation(cfg)
+    _check_search(cfg)
+    _check_select(cfg)
+    from automl.metrics import check_metric_name
+
+    check_metric_name(cfg.metric, cfg.problem_type)
+    from automl.candidates.check import check_candidates
+
+    check_candidates(cfg.candidates, cfg.get("search_spaces_dir"), cfg.problem_type)
+
+
+def _check_validation(cfg: DictConfig) -> None:
+    for key in ("n_folds", "large_data_folds"):
+        if cfg.validation[key] < 2:
+            raise ConfigError(f"validation.{key} must be at least 2; got {cfg.validation[key]}")
+    for key in ("rerank_top", "rerank_repeats"):
+        if cfg.validation[key] < 0:
+            raise ConfigError(f"validation.{key} must be 0 or more; got {cfg.validation[key]}")
+    if not 0 <= cfg.validation.rerank_share < 1:
+        raise ConfigError(f"validation.rerank_share must be in [0, 1); got {cfg.validation.rerank_share}")
+
+
+def _check_search(cfg: DictConfig) -> None:
+    if cfg.search.executor not in ("auto", "ray", "local"):
+        raise ConfigError(f"search.executor must be 'auto', 'ray' or 'local'; got '{cfg.search.executor}'")
+    if cfg.search.executor == "local" and cfg.ray.address:
+        raise ConfigError("search.executor=local runs on this machine without Ray, but "
+                          f"ray.address={cfg.ray.address} asks for a cluster; drop one of them")
+    if cfg.search.searcher not in ("optuna", "random"):
+        raise ConfigError(f"search.searcher must be 'optuna' or 'random'; got '{cfg.search.searcher}'")
+
+
+def _check_select(cfg: DictConfig) -> None:
+    from automl.selection import FINAL_MODEL_KINDS, GATES
+
+    sel = cfg.select
+    if sel.final_model not in FINAL_MODEL_KINDS:
+        raise ConfigError(f"select.final_model must be one of {', '.join(FINAL_MODEL_KINDS)}; got '{sel.final_model}'")
+    if sel.gate not in GATES:
+        raise ConfigError(f"select.gate must be one of {', '.join(GATES)}; got '{sel.gate}'")
+    if not 0.5 <= sel.gate_confidence < 1:
+        raise ConfigError(f"select.gate_confidence must be in [0.5, 1); got {sel.gate_confidence}")
+    if sel.gate_resamples < 10:
+        raise ConfigError(f"select.gate_resamples must be at least 10; got {sel.gate_resamples}")
