@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import pandas as pd
 
+from automl.data.columns import require_columns
 from automl.errors import DataError
 
 
@@ -46,12 +47,7 @@ class ModelBundle:
     metadata: Dict[str, Any] = field(default_factory=dict)
 
     def check_columns(self, df: pd.DataFrame) -> None:
-        missing = [c for c in self.feature_columns if c not in df.columns]
-        if missing:
-            raise DataError(
-                f"input is missing required column(s): {', '.join(missing)}; "
-                f"add them (extra columns are ignored)"
-            )
+        require_columns(self.feature_columns, df.columns)
 
     def predict_matrix(self, df: pd.DataFrame) -> np.ndarray:
         """Regression predictions, or class probabilities in the order of ``classes``."""

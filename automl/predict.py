@@ -17,17 +17,16 @@ the input folder/prefix, or already exists (without ``overwrite=true``) is refus
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import time
 from collections import deque
 from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-import fsspec
 import pandas as pd
 
 from automl.artifacts import atomic_open, join, locate
-from automl.data.io import _strip_compression, read_table, table_format
+from automl.data import iter_table, list_files, require_columns
+from automl.data.formats import compression_of, table_format
 from automl.errors import AutoMLError, ConfigError, DataError
 from automl.model import ModelBundle
 from automl.run import load
@@ -43,81 +42,12 @@ DEFAULT_CHUNK_ROWS = 100_000
 
 def list_inputs(url: str, storage_options: Optional[Dict[str, Any]] = None) -> List[str]:
     """One file, or every data file under a folder/prefix in name order (``.``/``_`` names skipped)."""
-    if not url:
-        raise DataError("input is empty; give a file, folder or prefix, e.g. input=s3://bucket/batch/")
-    try:
-        fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
-        if fs.isfile(path):
-            return [url]
-        if fs.isdir(path):
-            found = fs.find(path)
-        else:
-            found = fs.glob(path.rstrip("/") + "*")
-            found = [f for p in found for f in (fs.find(p) if fs.isdir(p) else [p])]
-    except (OSError, ValueError, ImportError) as exc:
-        raise DataError(f"input: cannot list {url}: {type(exc).__name__}: {exc}") from None
-    files = sorted(f for f in found if not f.rsplit("/", 1)[-1].startswith((".", "_")))
-    if not files:
-        raise DataError(f"input: no files at {url}; give a file, or a folder/prefix that holds data files")
-    return [fs.unstrip_protocol(f) if "://" in url else f for f in files]
-
-
-def _head(url: str, so: Dict[str, Any], compression: Optional[str], n: int = 65536) -> bytes:
-    with fsspec.open(url, "rb", compression=compression, **so) as fh:
-        return fh.read(n)
+    return list_files(url, storage_options, what="input")
 
 
 def iter_chunks(url: str, chunk_rows: int, storage_options: Optional[Dict[str, Any]] = None) -> Iterator[pd.DataFrame]:
-    """The rows of one file, ``chunk_rows`` at a time."""
-    so = storage_options or {}
-    fmt = table_format(url)
-    _, compression = _strip_compression(url)
-    try:
-        if fmt == "excel":  # no streaming reader: one chunk
-            yield read_table(url, so, what="input")
-            return
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            with fsspec.open(url, "rb", **so) as fh:
-                for batch in pq.ParquetFile(fh).iter_batches(batch_size=chunk_rows):
-                    yield batch.to_pandas()
-            return
-        if fmt == "jsonl":
-            with fsspec.open(url, "rb", compression=compression, **so) as fh:
-                yield from pd.read_json(fh, lines=True, chunksize=chunk_rows)
-            return
-        head = _head(url, so, compression)
-        if not head.strip():
-            raise DataError(f"input: {url} is empty; give a file with a header row and data rows")
-        encoding = _encoding(head)
-        text = head.decode(encoding, errors="ignore")
-        sep = ","
-        first = text.splitlines()[0] if text else ""
-        if fmt == "delimited" or (first.count(",") == 0 and (first.count(";") or first.count("\t"))):
-            try:
-                sep = csv.Sniffer().sniff(text[:65536], delimiters=",;\t| ").delimiter
-            except csv.Error:
-                sep = ","
-        with fsspec.open(url, "rb", compression=compression, **so) as fh:
-            reader = pd.read_csv(fh, sep=sep, decimal="," if sep == ";" else ".", chunksize=chunk_rows,
-                                 encoding=encoding, low_memory=False)
-            yield from reader
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError(f"input: file not found: {url}. Check the path or URL") from None
-    except Exception as exc:  # parser errors come in many types
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"input: cannot read {url} as {fmt}: {first_line}") from None
-
-
-def _encoding(head: bytes) -> str:
-    try:
-        head[:-4].decode("utf-8")  # a multi-byte character may be cut at the end of the sample
-        return "utf-8-sig" if head.startswith(b"\xef\xbb\xbf") else "utf-8"
-    except UnicodeDecodeError:
-        return "cp1252"
+    """The rows of one file, ``chunk_rows`` at a time, read as ``automl fit`` reads it."""
+    return iter_table(url, chunk_rows, storage_options, what="input")
 
 
 # -- output --------------------------------------------------------------------------------------
@@ -193,10 +123,7 @@ def check_output(input: str, output: str, storage_options: Optional[Dict[str, An
 def predict_chunk(bundle: ModelBundle, schema: InputSchema, chunk: pd.DataFrame, keep: Sequence[str],
                   first_row: int = 1) -> pd.DataFrame:
     """``predicted_label`` (+ ``proba_<class>``) for one chunk, with the kept input columns first."""
-    missing = [c for c in schema.columns if c not in chunk.columns]
-    if missing:
-        raise DataError(f"input is missing required column(s): {', '.join(missing)}; add them "
-                        f"(extra columns are ignored)")
+    require_columns(schema.columns, chunk.columns)
     out = bundle.predict_frame(schema.coerce(chunk, first_row))
     if keep:
         out = pd.concat([chunk[list(keep)].reset_index(drop=True), out], axis=1)
@@ -242,7 +169,7 @@ def batch_predict(run_dir: str, input: str, output: str, storage_options: Option
              bundle.trial_id or run.best_trial_id, bundle.candidate, backend)
     chunks = _chunks(files, int(chunk_rows), so, keep)
     try:
-        sink = atomic_open(output, "wb", so, compression=_strip_compression(output)[1])
+        sink = atomic_open(output, "wb", so, compression=compression_of(output))
     except (OSError, ValueError) as exc:
         raise DataError(f"output: cannot write {output}: {type(exc).__name__}: {exc}") from None
     with sink as fh:
@@ -267,7 +194,7 @@ def _predict_ray(bundle: ModelBundle, schema: InputSchema, chunks: Iterator[Tupl
     """Chunks as Ray tasks, at most two per CPU in flight; results written in input order."""
     import ray
 
-    from automl.search.tuner import init_ray
+    from automl.raystart import init_ray
 
     cpus = init_ray(ray_address, None)
     task = ray.remote(num_cpus=1)(predict_chunk)

@@ -27,6 +27,7 @@ from sklearn.preprocessing import (
 )
 
 from automl.candidates.estimators import signed_log
+from automl.data.columns import require_columns
 from automl.errors import ConfigError, DataError
 
 DATE_PARTS = ("year", "month", "day", "dayofweek", "hour")
@@ -58,12 +59,7 @@ class FeatureCaster(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         if not isinstance(X, pd.DataFrame):
             X = pd.DataFrame(X, columns=self.columns_)
-        missing = [c for c in self.columns_ if c not in X.columns]
-        if missing:
-            raise DataError(
-                f"input is missing required column(s): {', '.join(missing)}; "
-                f"the model needs {len(self.columns_)} columns"
-            )
+        require_columns(self.columns_, X.columns, fix=f"the model needs {len(self.columns_)} columns")
         out: Dict[str, Any] = {}
         # Numeric columns that already hold numbers are cast as one block (one row of 64 pixel
         # columns cost ~15 ms column by column); the rules are the same as below.

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from automl.data.columns import missing_columns
 from automl.errors import ConfigError, DataError
 from automl.monitor.baseline import (DEFAULT_MONITORING, FALSE_TOKENS, TRUE_TOKENS, as_booleans, as_categories,
                                      dataset_statistics, missing_mask)
@@ -183,10 +184,9 @@ def check_batch(df: pd.DataFrame, statistics: Dict[str, Any], constraints: Dict[
     columns = [str(c) for c in df.columns]
 
     if cfg["missing_column_check"]["enabled"]:
-        for name in features:
-            if name not in columns:
-                violations.append(Violation(name, "missing_column_check",
-                                            f"column '{name}' of the baseline is absent from the data"))
+        for name in missing_columns(features, columns):
+            violations.append(Violation(name, "missing_column_check",
+                                        f"column '{name}' of the baseline is absent from the data"))
     if cfg["extra_column_check"]["enabled"]:
         known = set(features) | set(constraints.get("known_non_feature_columns") or [])
         if constraints.get("target"):

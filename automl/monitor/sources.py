@@ -7,7 +7,6 @@ A capture file (``capture-<timestamp>-<pid>-<seq>.jsonl``) holds one JSON object
 """
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 from typing import Any, Dict, List, Optional, Tuple
@@ -15,56 +14,25 @@ from typing import Any, Dict, List, Optional, Tuple
 import fsspec
 import pandas as pd
 
-from automl.data.io import read_failure, read_table
-from automl.errors import DataError, storage_failure
+from automl.data.formats import TABLE_SUFFIXES, table_format
+from automl.data.listing import list_files
+from automl.data.reader import parse_table, read_bytes, read_table
 
 log = logging.getLogger(__name__)
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".dat", ".parquet", ".pq", ".xlsx", ".xls", ".jsonl", ".json")
-_COMPRESSION = (".gz", ".bz2", ".zip", ".xz")
-
-
-def _is_table_name(path: str) -> bool:
-    name = path.rsplit("/", 1)[-1].lower()
-    if name.startswith((".", "_")):
-        return False
-    for comp in _COMPRESSION:
-        if name.endswith(comp):
-            name = name[: -len(comp)]
-    return name.endswith(TABLE_SUFFIXES)
+__all__ = ["TABLE_SUFFIXES", "capture_rows", "file_info", "is_capture", "list_data_files", "read_batch",
+           "read_data_file"]
 
 
 def _fs(url: str, storage_options: Optional[Dict[str, Any]]) -> Tuple[Any, str]:
     return fsspec.core.url_to_fs(url, **(storage_options or {}))
 
 
-def _unstrip(fs: Any, url: str, path: str) -> str:
-    """A path from ``fs`` back as a URL in the same form as ``url``."""
-    if "://" not in url:
-        return path
-    return fs.unstrip_protocol(path)
-
-
 def list_data_files(url: str, storage_options: Optional[Dict[str, Any]] = None,
                     allow_empty: bool = False) -> List[str]:
     """The data files under ``url``: the file itself, every table file below a folder, or every
-    table file whose name starts with a prefix; sorted by name."""
-    fs, path = _fs(url, storage_options)
-    try:
-        if fs.isfile(path):
-            return [url]
-        if fs.isdir(path):
-            found = [p for p in fs.find(path) if _is_table_name(p)]
-        else:
-            found = [p for p in fs.glob(path.rstrip("/") + "*") if fs.isfile(p) and _is_table_name(p)]
-    except Exception as exc:  # storage, credential and URL failures come in many types
-        known = storage_failure(exc, url, "data")
-        raise known or DataError(f"data: cannot list {url}: {type(exc).__name__}: {exc}") from None
-    if not found and not allow_empty:
-        raise DataError(f"data: nothing to read at {url} (no such file, and no folder or prefix of data files); "
-                        f"give a file, or a folder or prefix of "
-                        f"{', '.join(TABLE_SUFFIXES)} files (optionally .gz)")
-    return sorted(_unstrip(fs, url, p) for p in found)
+    table file whose path starts with a prefix; sorted by name (``automl.data.listing``)."""
+    return list_files(url, storage_options, what="data", tables_only=True, allow_empty=allow_empty)
 
 
 def file_info(url: str, storage_options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
@@ -92,29 +60,15 @@ def _first_record(raw: bytes) -> Optional[Dict[str, Any]]:
     return None
 
 
-def _raw(url: str, storage_options: Optional[Dict[str, Any]]) -> bytes:
-    try:
-        with fsspec.open(url, "rb", **(storage_options or {})) as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        raise DataError(f"data: file not found: {url}. Check the path or URL") from None
-    except Exception as exc:  # storage, credential and URL failures come in many types
-        raise read_failure(exc, url, "data") from None
-    if url.lower().endswith(".gz"):
-        raw = gzip.decompress(raw)
-    return raw
-
-
 def _is_jsonl_name(url: str) -> bool:
-    base = url.lower()[:-3] if url.lower().endswith(".gz") else url.lower()
-    return base.endswith((".jsonl", ".json"))
+    return table_format(url) == "jsonl"
 
 
 def is_capture(url: str, storage_options: Optional[Dict[str, Any]] = None) -> bool:
     """True when ``url`` is a JSON Lines file of data-capture records."""
     if not _is_jsonl_name(url):
         return False
-    first = _first_record(_raw(url, storage_options))
+    first = _first_record(read_bytes(url, storage_options, what="data"))
     return bool(first) and "instances" in first
 
 
@@ -142,12 +96,13 @@ def capture_rows(raw: bytes, where: str = "capture") -> pd.DataFrame:
 
 
 def read_data_file(url: str, storage_options: Optional[Dict[str, Any]] = None) -> pd.DataFrame:
-    """One file: capture JSON Lines or any table format ``automl.data.io.read_table`` reads."""
+    """One file: capture JSON Lines, or any table as ``automl fit`` reads it (``automl.data.reader``)."""
     if _is_jsonl_name(url):
-        raw = _raw(url, storage_options)
+        raw = read_bytes(url, storage_options, what="data")
         first = _first_record(raw)
         if first and "instances" in first:
             return capture_rows(raw, url)
+        return parse_table(raw, url, what="data")
     return read_table(url, storage_options, what="data")
 
 
