@@ -1,4 +1,4 @@
-"""Trials as they happen, in automl's own words (Tune's callback hooks, see search/progress.py).
+"""Trials as they happen, in automl's own words: a sink of the search's trial events (search/events.py).
 
 On a terminal, a compact block is redrawn in place: trials running, completed and failed, the
 best score so far and its candidate, elapsed time against the budget, and the last few trials.
@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Any, List, Optional, TextIO
+from typing import List, Optional, TextIO
 
+from automl.search.events import CRASHED, ENDED, FINISHED, STARTED, TICK, TrialEvent
 from automl.search.progress import ProgressLogger
 
 _UP_CLEAR = "\x1b[{n}F\x1b[J"  # cursor up n lines to column 0, clear to the end of the screen
@@ -44,38 +45,25 @@ class LiveView:
         self._lines = 0
         self._drawn_at = 0.0
 
-    # Ray Tune hooks -------------------------------------------------------------------------
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._count_running(trials)
-        self.draw(force=True)
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        if "status" not in result:  # an intermediate per-fold report, not a finished trial
+    # trial events (search/events.py) ----------------------------------------------------------
+    def on_event(self, event: TrialEvent) -> None:
+        """Follow the search: redraw when a trial starts, finishes or crashes (now), on the
+        executor's periodic step (at most every REDRAW_EVERY_S) and at the end."""
+        if event.kind == ENDED:
+            self.running = 0
+            self.draw(force=True)
             return
-        self.record(result)
-        self._count_running(trials)
-        self.draw(force=True)
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.failed += 1
-        from automl.search.tuner import _crash_reason
-
-        self.recent = (self.recent + [f"trial {trial.trial_id} crashed: {_crash_reason(trial)[:70]}"])[-RECENT:]
-        self._count_running(trials)
-        self.draw(force=True)
-
-    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        self._count_running(trials)
-        self.draw()
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self.running = 0
-        self.draw(force=True)
+        if event.kind == FINISHED:
+            self.record(event.row or {})
+        elif event.kind == CRASHED:
+            self.failed += 1
+            self.recent = (self.recent + [f"trial {event.trial_id} crashed: {event.reason[:70]}"])[-RECENT:]
+        elif event.kind not in (STARTED, TICK):  # pruned or stopped: no line of their own
+            return
+        self.running = event.running
+        self.draw(force=event.kind != TICK)
 
     # state and drawing ----------------------------------------------------------------------
-    def _count_running(self, trials: list) -> None:
-        self.running = sum(1 for t in trials if getattr(t, "status", "") == "RUNNING")
-
     def record(self, result: dict) -> None:
         """Count one finished trial (a result dict from ``automl.search.trial.evaluate``)."""
         status = result.get("status")

@@ -1,25 +1,26 @@
 """The search on this machine without Ray: for budgets too small to pay Ray's start-up.
 
 Starting Ray costs 3-9 s on a small machine (and importing Ray Tune 1.4 s more), which is most
-of a 10 s budget. Here the same searcher (Optuna TPE, define-by-run, the portfolio first) and
-the same trial code (``trial.evaluate``) run in worker processes forked from this one, ``workers``
-at a time: a fork starts in milliseconds and inherits the data, and a trial still running at
-the search deadline (or past its own limit) is killed, like the Ray search's watchdog does.
-Rows are persisted as each trial finishes, exactly as in the Ray search. ``search.executor=auto``
-uses it on Linux only (``=local`` wherever ``fork`` exists); ``=ray`` keeps the Ray search for
-any budget.
+of a 10 s budget. Here the search loop (search/loop.py: the same searcher, Optuna TPE
+define-by-run with the portfolio first) hands each trial to a worker process forked from this
+one, ``workers`` at a time; the trial code is the same (``trial.evaluate``). A fork starts in
+milliseconds and inherits the data, and a trial still running at the search deadline (or past
+its own limit) is killed, like the Ray search's watchdog does. Rows are persisted as each trial
+finishes, by the loop, exactly as in the Ray search. ``search.executor=auto`` uses it on Linux
+only (``=local`` wherever ``fork`` exists); ``=ray`` keeps the Ray search for any budget.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from automl.candidates.generate import Candidate
-from automl.search.resume import RunState, feed_study, persist_row, result_row
-from automl.search.searcher import DefineByRun, make_sampler, warm_points
+from automl.search.events import EventSink
+from automl.search.loop import SearchLoop
+from automl.search.resume import RunState
 from automl.search.trial import WORKER_DIED, TrialContext, evaluate, expiry, placement
 
 log = logging.getLogger(__name__)
@@ -28,17 +29,6 @@ log = logging.getLogger(__name__)
 MIN_START_S = 0.3
 # A trial still running this long after the search deadline (or its own limit) is killed.
 GRACE_S = 0.3
-
-
-class LocalTrial:
-    """What the progress hooks read from a trial (Tune's Trial has the same attributes)."""
-
-    def __init__(self, trial_id: str, config: Dict[str, Any]):
-        self.trial_id = trial_id
-        self.config = config
-        self.status = "RUNNING"
-        self.started = time.time()
-
 
 _CONTEXT: Optional[TrialContext] = None  # set before forking: children inherit it, nothing is pickled
 
@@ -60,12 +50,15 @@ class _Forked:
     """One trial in a forked process; ``conn`` becomes readable once it has sent its result."""
 
     def __init__(self, mp, config: Dict[str, Any], trial_id: str, deadline: float):
+        self.trial_id = trial_id
+        self.config = config
+        self.started = time.time()
         self.conn, child_conn = mp.Pipe(duplex=False)
         self.proc = mp.Process(target=_child, args=(child_conn, config, trial_id, deadline), daemon=True)
         self.proc.start()
         child_conn.close()
 
-    def result(self) -> Dict[str, Any]:
+    def result(self) -> Optional[Dict[str, Any]]:
         try:
             out = self.conn.recv()
         except (EOFError, OSError):  # died without a result (killed, out of memory)
@@ -91,6 +84,82 @@ def can_fork(auto: bool = False) -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
+class ForkExecutor:
+    """A ``TrialPool`` (search/loop.py) of forked worker processes, ``workers`` at a time."""
+
+    min_budget_s = MIN_START_S
+    budget_digits = 1
+    min_start_s = MIN_START_S
+
+    def __init__(self, workers: int = 1):
+        self.slots = max(1, int(workers))
+        self.pending: Dict[Any, _Forked] = {}  # the result pipe -> its trial
+        self.deadline = 0.0
+        self.limit = 0.0
+        self.worst = 0.0
+        self._mp = None
+
+    @contextlib.contextmanager
+    def session(self, loop: SearchLoop) -> Iterator[None]:
+        """Children inherit the trial context through the fork; it is cleared when the search ends."""
+        global _CONTEXT
+        import multiprocessing
+
+        from automl.metrics import get_metric, worst_value
+
+        loop.searcher()  # built (and, resuming, logged) before the search's own line
+        ctx = loop.ctx
+        self.deadline, self.limit = loop.deadline, ctx.trial_time_limit_s
+        self.worst = worst_value(get_metric(ctx.metric, ctx.problem_type))
+        self._mp = multiprocessing.get_context("fork")
+        log.info("search without Ray (forked workers): %d candidate(s), up to %d trials, %d at a time, %.1f s budget",
+                 len(loop.candidates), loop.remaining, self.slots, loop.time_budget_s)
+        _CONTEXT = ctx
+        try:
+            yield
+        finally:
+            self.stop()
+            _CONTEXT = None
+
+    def run(self, loop: SearchLoop) -> None:
+        loop.ask_tell(self)
+
+    def submit(self, trial_id: str, config: Dict[str, Any]) -> None:
+        forked = _Forked(self._mp, config, trial_id, self.deadline)
+        self.pending[forked.conn] = forked
+
+    def poll(self) -> List[Tuple[str, Dict[str, Any]]]:
+        """Results of the trials that ended, then those killed at the deadline or their limit."""
+        from multiprocessing.connection import wait as wait_ready
+
+        kill_at = min(min(self.deadline, f.started + self.limit) for f in self.pending.values()) + GRACE_S
+        done = []
+        for conn in wait_ready(list(self.pending), timeout=max(0.0, kill_at - time.time())):
+            forked = self.pending.pop(conn)
+            result = forked.result()
+            if result is None:
+                result = {"candidate": forked.config.get("candidate"), "status": "failed", "objective": self.worst,
+                          "error": WORKER_DIED, "fit_s": time.time() - forked.started}
+            done.append((forked.trial_id, result))
+        now = time.time()
+        for conn, forked in list(self.pending.items()):
+            at_deadline = now >= self.deadline + GRACE_S
+            if not at_deadline and now < forked.started + self.limit + GRACE_S:
+                continue
+            forked.kill()
+            self.pending.pop(conn)
+            ran = now - forked.started
+            status, error = expiry(at_deadline, self.limit, ran, "the search")
+            done.append((forked.trial_id, {"candidate": forked.config.get("candidate"), "status": status,
+                                           "error": error, "objective": self.worst, "fit_s": ran, **placement()}))
+        return done
+
+    def stop(self) -> None:
+        for forked in self.pending.values():
+            forked.kill()
+        self.pending.clear()
+
+
 def run_local_search(
     ctx: TrialContext,
     candidates: List[Candidate],
@@ -102,103 +171,11 @@ def run_local_search(
     n_startup_trials: int = 8,
     warm_start: bool = True,
     workers: int = 1,
-    callbacks: Optional[List[Any]] = None,
+    callbacks: Optional[Sequence[EventSink]] = None,
     state: Optional[RunState] = None,
 ) -> List[Dict[str, Any]]:
     """Run the search in forked processes; return one row per trial, like ``tuner.run_search``."""
-    global _CONTEXT
-    import multiprocessing
-    from multiprocessing.connection import wait as wait_ready
-
-    import optuna
-
-    from automl.metrics import get_metric, worst_value
-
-    previous = list(state.previous_rows) if state is not None else []
-    remaining = max_trials - len(previous)
-    if remaining <= 0 or time_budget_s < MIN_START_S:
-        log.info("search: nothing left to run (%d of %d trials done, %.1f s of search budget left)",
-                 len(previous), max_trials, max(0.0, time_budget_s))
-        return previous
-    study = optuna.create_study(direction="maximize" if greater_is_better else "minimize",
-                                sampler=make_sampler(searcher, ctx.seed, n_startup_trials, len(previous)))
-    if previous:
-        log.info("searcher continues from %d earlier trial(s)",
-                 feed_study(study, previous, candidates, ctx.problem_type))
-    for point in warm_points(candidates, ctx.problem_type, warm_start, previous):
-        study.enqueue_trial(point)
-    space = DefineByRun({c.name: c.space for c in candidates}, ctx.problem_type)
-    deadline = time.time() + time_budget_s
-    ctx.search_deadline = deadline
-    worst = worst_value(get_metric(ctx.metric, ctx.problem_type))
-    limit = ctx.trial_time_limit_s
-    run_id = state.run_id if state is not None else ""
-    hooks = list(callbacks or [])
-    workers = max(1, int(workers))
-    mp = multiprocessing.get_context("fork")
-    log.info("search without Ray (forked workers): %d candidate(s), up to %d trials, %d at a time, %.1f s budget",
-             len(candidates), remaining, workers, time_budget_s)
-
-    def call(hook: str, *args) -> None:
-        for cb in hooks:
-            fn = getattr(cb, hook, None)
-            if fn is not None:
-                fn(*args)
-
-    rows: List[Dict[str, Any]] = []
-    trials: List[LocalTrial] = []
-    pending: Dict[Any, tuple] = {}  # the result pipe -> (Optuna trial, LocalTrial, _Forked)
-    started = time.time()
-    launched = 0
-
-    def finish(opt_trial, trial: LocalTrial, result: Optional[Dict[str, Any]]) -> None:
-        if result is None:
-            result = {"candidate": trial.config.get("candidate"), "status": "failed", "objective": worst,
-                      "error": WORKER_DIED, "fit_s": time.time() - trial.started}
-        study.tell(opt_trial, float(result["objective"]))
-        trial.status = "TERMINATED" if result.get("status") == "completed" else "ERROR"
-        row = result_row(trial.trial_id, trial.config, result, run_id)
-        rows.append(row)
-        persist_row(ctx.output_dir, row, ctx.storage_options, state)
-        call("on_trial_result", launched, trials, trial, result)
-
-    _CONTEXT = ctx
-    if state is not None:
-        state.start_heartbeat()
-    try:
-        while True:
-            while len(pending) < workers and launched < remaining and deadline - time.time() > MIN_START_S:
-                opt_trial = study.ask()
-                space(opt_trial)
-                trial = LocalTrial(uuid.uuid4().hex[:8], dict(opt_trial.params))
-                trials.append(trial)
-                launched += 1
-                call("on_trial_start", launched, trials, trial)
-                forked = _Forked(mp, trial.config, trial.trial_id, deadline)
-                pending[forked.conn] = (opt_trial, trial, forked)
-            if not pending:
-                break
-            kill_at = min(min(deadline, t.started + limit) for _, t, _ in pending.values()) + GRACE_S
-            for conn in wait_ready(list(pending), timeout=max(0.0, kill_at - time.time())):
-                opt_trial, trial, forked = pending.pop(conn)
-                finish(opt_trial, trial, forked.result())
-            now = time.time()
-            for conn, (opt_trial, trial, forked) in list(pending.items()):
-                at_deadline = now >= deadline + GRACE_S
-                if not at_deadline and now < trial.started + limit + GRACE_S:
-                    continue
-                forked.kill()
-                pending.pop(conn)
-                ran = now - trial.started
-                status, error = expiry(at_deadline, limit, ran, "the search")
-                finish(opt_trial, trial, {"candidate": trial.config.get("candidate"), "status": status,
-                                          "error": error, "objective": worst, "fit_s": ran, **placement()})
-    finally:
-        for _, _, forked in pending.values():
-            forked.kill()
-        _CONTEXT = None
-        if state is not None:
-            state.stop_heartbeat()
-    call("on_experiment_end", trials)
-    log.info("search finished: %d trial(s) in %.1f s", len(rows), time.time() - started)
-    return previous + rows
+    loop = SearchLoop(ctx, candidates, greater_is_better=greater_is_better, max_trials=max_trials,
+                      time_budget_s=time_budget_s, searcher=searcher, n_startup_trials=n_startup_trials,
+                      warm_start=warm_start, callbacks=callbacks, state=state)
+    return loop.run(ForkExecutor(workers))

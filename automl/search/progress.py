@@ -1,13 +1,14 @@
 """Trial progress in automl's own words.
 
-The hooks have Ray Tune's callback signatures; the Ray search wraps them in a Tune callback
-(search/tuner.py), the search without Ray (search/local.py) calls them directly, so showing
-progress never imports Ray."""
+A sink of the search loop's trial events (search/events.py), whichever executor ran the
+trials, so showing progress never imports Ray."""
 from __future__ import annotations
 
 import logging
 import time
 from typing import Optional
+
+from automl.search.events import CRASHED, FINISHED, TrialEvent
 
 log = logging.getLogger("automl.progress")
 
@@ -26,9 +27,15 @@ class ProgressLogger:
         self.best: Optional[float] = None
         self.best_candidate = ""
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        if "status" not in result:  # an intermediate per-fold report, not a finished trial
-            return
+    def on_event(self, event: TrialEvent) -> None:
+        """One line per finished or crashed trial; other events say nothing."""
+        if event.kind == FINISHED:
+            self._finished(event.row or {}, event.running)
+        elif event.kind == CRASHED:
+            self.failed += 1
+            log.info("trial %s crashed: %s", event.trial_id, event.reason[:160])
+
+    def _finished(self, result: dict, running: int) -> None:
         status = result.get("status")
         if status == "completed":
             self.completed += 1
@@ -37,15 +44,8 @@ class ProgressLogger:
                 self.best, self.best_candidate = score, result.get("candidate", "")
         else:
             self.failed += 1
-        running = sum(1 for t in trials if t.status == "RUNNING")
         best = f"{self.best:.5f} ({self.best_candidate})" if self.best is not None else "-"
         extra = f" [{result.get('candidate')} {status}: {result.get('error', '')[:80]}]" if status != "completed" else ""
         log.info("trials: %d done, %d failed, %d running | best %s %s | %.0f/%.0f s%s",
                  self.completed, self.failed, running, self.metric, best,
                  time.time() - self.started, self.budget_s, extra)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self.failed += 1
-        from automl.search.tuner import _crash_reason
-
-        log.info("trial %s crashed: %s", trial.trial_id, _crash_reason(trial)[:160])

@@ -27,6 +27,7 @@ from automl.candidates.processing import build_preprocessor
 from automl.candidates.space import params_of, split_params
 from automl.candidates.algorithms import get_algorithm
 from automl.metrics import THRESHOLD_METRICS, get_metric, score_all, tune_threshold, worst_value
+from automl.raystart import PACKAGE_DIR  # automl's own folder (a trial row's code_path)
 from automl.rundir.layout import trial_oof_file
 
 EARLY_STOPPING_ROUNDS = 40
@@ -62,7 +63,6 @@ class SearchDeadline(TrialTimeout):
     """A trial that could not finish before the search deadline."""
 
 
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # automl's own folder
 WORKER_DIED = ("the trial's worker process died (killed by a signal or out of memory); "
                "the run went on without it")
 
@@ -138,19 +138,19 @@ def fit_fold(template: Pipeline, algorithm: str, X_tr, y_tr, X_va, y_va) -> tupl
     Returns the fitted pipeline and, for early-stopped models, the number of rounds used.
     """
     pipe = clone(template)
-    if not get_algorithm(algorithm).early_stopping:
+    stop = get_algorithm(algorithm).early_stopping  # the library's recipe (candidates/algorithms.py)
+    if stop is None:
         pipe.fit(X_tr, y_tr)
         return pipe, None
     pre = Pipeline(pipe.steps[:-1])  # shares the step objects, so fitting it fits pipe's steps
     Xt = pre.fit_transform(X_tr, y_tr)
     Xv = pre.transform(X_va)
     model = pipe.steps[-1][1]
-    if isinstance(model, TargetTransformRegressor):
-        model.set_params(regressor__early_stopping_rounds=EARLY_STOPPING_ROUNDS)
-    else:
-        model.set_params(early_stopping_rounds=EARLY_STOPPING_ROUNDS)
-    model.fit(Xt, y_tr, eval_set=[(Xv, y_va)], verbose=False)
-    return pipe, int(model.best_iteration) + 1
+    wrapped = isinstance(model, TargetTransformRegressor)
+    model.set_params(**{("regressor__" if wrapped else "") + k: v
+                        for k, v in stop.params(EARLY_STOPPING_ROUNDS).items()})
+    model.fit(Xt, y_tr, **stop.fit_kwargs(Xv, y_va, EARLY_STOPPING_ROUNDS))
+    return pipe, stop.rounds_kept(model.regressor_ if wrapped else model)
 
 
 def refit_params(params: Dict[str, Any], rounds: List[int]) -> Dict[str, Any]:

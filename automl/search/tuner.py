@@ -1,15 +1,17 @@
-"""Run every candidate in one Ray Tune experiment.
+"""Ray Tune as the search loop's executor: every candidate in one Tune experiment.
 
 The candidate is itself a searched parameter with conditional sub-spaces (Optuna
 define-by-run). Warm-start portfolio points run first; then TPE (or random search) explores.
 Trials get 1 CPU each, reuse their actors, and read the data from Ray's object store.
-Each trial runs under a watchdog (search/watchdog.py) and every finished trial is persisted
-as it finishes (search/resume.py), so a crash loses no finished work and one bad trial never
-sinks the run. On a cluster, automl's code reaches the workers through the runtime environment.
+Tune keeps its own scheduling: its Optuna searcher (built from the loop's ``SearchSpec``) and,
+on large data, ASHA stopping poor trials after their first folds. Its callback (``TuneEvents``)
+turns what Tune reports into automl's trial events, so the search loop (search/loop.py)
+persists every finished trial as it finishes (search/resume.py) and shows progress exactly as
+for forked workers. Each trial runs under a watchdog (search/watchdog.py), so a crash loses no
+finished work and one bad trial never sinks the run. Ray itself starts in automl/raystart.py.
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import os
@@ -17,95 +19,21 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from ray.tune import Callback
 
 from automl.candidates.generate import Candidate
-from automl.search.resume import (RunState, feed_study, persist_row, read_result, result_row,
-                                  write_result)
-from automl.search.searcher import DefineByRun, make_sampler, warm_points
+from automl.raystart import init_ray  # noqa: F401 (Ray start-up; kept importable from here)
 from automl.search.deadline import DeadlineStopper
-from automl.search.trial import PACKAGE_DIR, WORKER_DIED, TrialContext, evaluate, expiry, placement
+from automl.search.events import CRASHED, FINISHED, PRUNED, STARTED, STOPPED, TICK, EventSink, TrialEvent
+from automl.search.loop import SearchLoop
+from automl.search.resume import RunState, read_result, result_row, write_result
+from automl.search.searcher import SearchSpec
+from automl.search.trial import WORKER_DIED, TrialContext, evaluate, expiry, placement
 from automl.search.watchdog import TrialWatchdog
 
 log = logging.getLogger(__name__)
-
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
-os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-
-
-_FORWARDED_ENV_PREFIXES = ("AWS_", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT", "AZURE_STORAGE_",
-                           "FSSPEC_", "RAY_AUTH_MODE")
-_PACKAGE_EXCLUDES = ["__pycache__", "*.pyc", "*.pyo", "*.so.dSYM"]
-
-
-def cluster_runtime_env(extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """What a cluster's workers need from the driver: automl's own code (so an install on the
-    driver alone is enough) and the storage environment variables (so trials can write the
-    run's output_dir, e.g. s3://)."""
-    env_vars = {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_ENV_PREFIXES)}
-    runtime_env: Dict[str, Any] = {"py_modules": [PACKAGE_DIR],
-                                   "excludes": list(_PACKAGE_EXCLUDES)}
-    if env_vars:
-        runtime_env["env_vars"] = env_vars
-    for key, value in (extra or {}).items():
-        if key == "env_vars":
-            runtime_env.setdefault("env_vars", {}).update(value)
-        elif key == "py_modules":
-            runtime_env["py_modules"] = runtime_env["py_modules"] + list(value)
-        else:
-            runtime_env[key] = value
-    return runtime_env
-
-
-def _private_ray_temp_dir(keep_logs: bool) -> Optional[str]:
-    """Where a local Ray started by this process keeps its sessions: Ray's default (its logs kept)
-    with ``keep_logs``, else a fresh temporary folder removed when this process ends."""
-    if keep_logs:
-        root = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or tempfile.gettempdir()
-        log.info("Ray keeps its session logs under %s (verbose=true)", os.path.join(root, "ray"))
-        return None
-    temp_dir = tempfile.mkdtemp(prefix="automl-ray-")
-
-    def remove() -> None:  # after Ray has stopped: its processes write there until then
-        import ray
-
-        if ray.is_initialized():
-            ray.shutdown()
-        shutil.rmtree(temp_dir, ignore_errors=True)
-
-    atexit.register(remove)
-    return temp_dir
-
-
-def init_ray(address: Optional[str], num_cpus: Optional[int], runtime_env: Optional[Dict[str, Any]] = None,
-             keep_logs: bool = False) -> int:
-    """Start or join Ray once per process; returns the number of CPUs available to trials.
-
-    Joining a cluster (``address``) ships automl's package and the storage environment to the
-    workers through the runtime environment; nothing assumes the workers share this disk. A local
-    Ray keeps its session folder (logs, sockets) in a temporary folder removed at exit, unless
-    ``keep_logs`` (``verbose=true``).
-    """
-    import ray
-
-    if not ray.is_initialized():
-        kwargs: Dict[str, Any] = dict(include_dashboard=False, log_to_driver=False,
-                                      logging_level=logging.WARNING, configure_logging=False)
-        if address:
-            env = cluster_runtime_env(runtime_env)
-            log.info("joining the Ray cluster at %s (shipping automl's code to its workers)", address)
-            ray.init(address=address, runtime_env=env, **kwargs)
-        else:
-            # A private, local cluster started by this process: no token prompt needed.
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            temp_dir = _private_ray_temp_dir(keep_logs)
-            if temp_dir:
-                kwargs["_temp_dir"] = temp_dir
-            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, runtime_env=runtime_env, **kwargs)
-    return int(ray.cluster_resources().get("CPU", 1))
 
 
 @dataclass
@@ -161,19 +89,28 @@ def _trainable(config: Dict[str, Any], ctx: TrialContext = None, run: Optional[S
     tune.report(result)
 
 
-def _searcher(candidates: List[Candidate], problem_type: str, greater_is_better: bool, searcher: str,
-              seed: int, n_startup: int, warm_start: bool, previous: Optional[List[Dict[str, Any]]] = None):
+def _searcher(spec: SearchSpec):
+    """Tune's Optuna searcher, made of the same parts as the loop's own study."""
     from ray.tune.search.optuna import OptunaSearch
 
-    sampler = make_sampler(searcher, seed, n_startup, len(previous or []))
-    points = warm_points(candidates, problem_type, warm_start, previous)
-    alg = OptunaSearch(space=DefineByRun({c.name: c.space for c in candidates}, problem_type), metric="objective",
-                       mode="max" if greater_is_better else "min", points_to_evaluate=points or None,
-                       sampler=sampler)
-    if previous:
-        added = feed_study(alg._ot_study, previous, candidates, problem_type)
-        log.info("searcher continues from %d earlier trial(s)", added)
+    sampler = spec.sampler()
+    points = spec.points()
+    alg = OptunaSearch(space=spec.space(), metric="objective", mode="max" if spec.greater_is_better else "min",
+                       points_to_evaluate=points or None, sampler=sampler)
+    spec.feed(alg._ot_study)
     return alg
+
+
+def _asha(ctx: TrialContext, greater_is_better: bool):
+    """Successive halving on folds (multi-fidelity): a trial whose first folds lag behind is
+    stopped early. None when the data is small or there is one fold."""
+    if not (ctx.multi_fidelity and len(ctx.folds) > 1):
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="training_iteration", metric="objective",
+                         mode="max" if greater_is_better else "min", max_t=len(ctx.folds),
+                         grace_period=1, reduction_factor=2)
 
 
 def _crash_reason(trial) -> str:
@@ -197,99 +134,78 @@ def _crash_reason(trial) -> str:
     return (lines[-1] if lines else "the trial crashed without an error message")[:500]
 
 
-class TrialRecorder(Callback):
-    """A Tune callback (driver side) that persists every finished trial as it finishes and keeps
-    the rows for the leaderboard: completed, failed, timed out, crashed or stopped."""
+def _running(trials: list) -> int:
+    return sum(1 for t in trials if getattr(t, "status", "") == "RUNNING")
 
-    def __init__(self, run: SearchRun, state: Optional[RunState]):
-        self.run = run
-        self.state = state
+
+class TuneEvents(Callback):
+    """A Tune callback (driver side): what Tune reports, as automl's trial events for the loop,
+    which persists every finished trial as it finishes (completed, failed, timed out, crashed
+    or pruned) and keeps the rows for the leaderboard."""
+
+    def __init__(self, loop: SearchLoop):
+        self.loop = loop
         self.started: Dict[str, Dict[str, Any]] = {}
-        self.rows: Dict[str, Dict[str, Any]] = {}
         self.partial: Dict[str, Dict[str, Any]] = {}
 
-    def _persist(self, row: Dict[str, Any]) -> None:
-        self.rows[row["trial_id"]] = row
-        persist_row(self.run.output_dir, row, self.run.storage_options, self.state)
+    def __getstate__(self) -> Dict[str, Any]:  # Tune pickles its run config; the loop holds the data
+        return {**self.__dict__, "loop": None}
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.started[trial.trial_id] = dict(trial.config or {})
+        config = dict(trial.config or {})
+        self.started[trial.trial_id] = config
+        self.loop.emit(TrialEvent(STARTED, trial.trial_id, config, running=_running(trials)))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "status" not in result:  # an intermediate (per-fold) report
             self.partial[trial.trial_id] = result
             return
-        if trial.trial_id in self.rows:
-            return
-        self._persist(result_row(trial.trial_id, trial.config, result, self.run.run_id))
+        row = self.loop.row(trial.trial_id, trial.config, result)
+        self.loop.emit(TrialEvent(FINISHED, trial.trial_id, dict(trial.config or {}), row, running=_running(trials)))
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        if trial.trial_id in self.rows:
-            return
-        saved = None
-        if self.run.output_dir:  # a watchdog persists its timeout before ending the worker
-            saved = read_result(self.run.output_dir, trial.trial_id, self.run.storage_options)
-        if saved and saved.get("run_id") == self.run.run_id:
-            self.rows[trial.trial_id] = saved
-            if self.state is not None:
-                self.state.n_trials += 1
-            return
         config = dict(trial.config or {})
-        self._persist(result_row(trial.trial_id, config, {
-            "candidate": config.get("candidate"), "status": "failed", "error": _crash_reason(trial)},
-            self.run.run_id))
+        row, persisted = None, False
+        ctx = self.loop.ctx
+        if trial.trial_id not in self.loop.rows and ctx.output_dir:
+            # a watchdog persists its timeout before ending the worker
+            saved = read_result(ctx.output_dir, trial.trial_id, dict(ctx.storage_options or {}))
+            if saved and saved.get("run_id") == self.loop.run_id:
+                row, persisted = saved, True
+        reason = _crash_reason(trial)
+        if row is None and trial.trial_id not in self.loop.rows:
+            row = self.loop.row(trial.trial_id, config, {"candidate": config.get("candidate"), "status": "failed",
+                                                         "error": reason})
+        self.loop.emit(TrialEvent(CRASHED, trial.trial_id, config, row, reason, _running(trials), persisted))
 
     def _pruned_row(self, tid: str, cfg: Dict[str, Any]) -> Dict[str, Any]:
         part = self.partial[tid]
-        return result_row(tid, cfg, {"candidate": cfg.get("candidate"), "status": "pruned",
-                                     "error": f"stopped early by ASHA after {part.get('folds_done')} fold(s) "
-                                              f"(score so far {part.get('objective'):.5g})"}, self.run.run_id)
+        return self.loop.row(tid, cfg, {"candidate": cfg.get("candidate"), "status": "pruned",
+                                        "error": f"stopped early by ASHA after {part.get('folds_done')} fold(s) "
+                                                 f"(score so far {part.get('objective'):.5g})"})
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         # A trial stopped after some folds: persisted too, so a resumed run keeps it.
-        if trial.trial_id not in self.rows and trial.trial_id in self.partial:
-            self._persist(self._pruned_row(trial.trial_id, dict(trial.config or {})))
-
-    def unfinished(self) -> List[Dict[str, Any]]:
-        """Trials that started but never finished: stopped early by the multi-fidelity scheduler
-        (they reported some folds) or by the time budget."""
-        out = []
-        for tid, cfg in self.started.items():
-            if tid in self.rows:
-                continue
-            if tid in self.partial:
-                out.append(self._pruned_row(tid, cfg))
-            else:
-                out.append({"trial_id": tid, "config": cfg, "candidate": cfg.get("candidate"), "status": "stopped",
-                            "error": "stopped by the run's time budget before it reported"})
-        return out
-
-
-class _Forward(Callback):
-    """A plain progress object (search/progress.py, search/live.py) as a Tune callback."""
-
-    def __init__(self, target: Any):
-        self.target = target
-
-    def _call(self, hook: str, *args, **info) -> None:
-        fn = getattr(self.target, hook, None)
-        if fn is not None:
-            fn(*args, **info)
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self._call("on_trial_start", iteration, trials, trial, **info)
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        self._call("on_trial_result", iteration, trials, trial, result, **info)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self._call("on_trial_error", iteration, trials, trial, **info)
+        if trial.trial_id not in self.loop.rows and trial.trial_id in self.partial:
+            cfg = dict(trial.config or {})
+            self.loop.emit(TrialEvent(PRUNED, trial.trial_id, cfg, self._pruned_row(trial.trial_id, cfg),
+                                      running=_running(trials)))
 
     def on_step_end(self, iteration, trials, **info):
-        self._call("on_step_end", iteration, trials, **info)
+        self.loop.emit(TrialEvent(TICK, running=_running(trials)))
 
-    def on_experiment_end(self, trials, **info):
-        self._call("on_experiment_end", trials, **info)
+    def stop_unfinished(self) -> None:
+        """Trials that started but never finished: stopped early by the multi-fidelity scheduler
+        (they reported some folds) or by the time budget."""
+        for tid, cfg in self.started.items():
+            if tid in self.loop.rows:
+                continue
+            if tid in self.partial:
+                row = self._pruned_row(tid, cfg)
+            else:
+                row = {"trial_id": tid, "config": cfg, "candidate": cfg.get("candidate"), "status": "stopped",
+                       "error": "stopped by the run's time budget before it reported"}
+            self.loop.emit(TrialEvent(STOPPED, tid, cfg, row))
 
 
 @contextlib.contextmanager
@@ -320,6 +236,57 @@ def _tune_storage(storage_path: Optional[str]) -> Iterator[str]:
         shutil.rmtree(storage, ignore_errors=True)
 
 
+class TuneExecutor:
+    """The search loop's executor (search/loop.py) on Ray Tune: Tune schedules the trials itself
+    (its searcher, ASHA, reused actors); ``TuneEvents`` reports them to the loop."""
+
+    min_budget_s = 1.0
+    budget_digits = 0
+
+    def __init__(self, cpus_per_trial: float = 1.0, storage_path: Optional[str] = None):
+        self.cpus_per_trial = cpus_per_trial
+        self.storage_path = storage_path
+        self.events: Optional[TuneEvents] = None
+        self.tuner: Any = None
+
+    @contextlib.contextmanager
+    def session(self, loop: SearchLoop) -> Iterator[None]:
+        """The experiment, built in Tune's own folder: every finished trial is already in the run
+        folder, so a temporary one does, removed however the search ends (also on Ctrl-C)."""
+        import ray
+        from ray import tune
+
+        ctx = loop.ctx
+        parallel = max(1, int(int(ray.cluster_resources().get("CPU", 1)) // self.cpus_per_trial))
+        alg = _searcher(loop.spec)
+        run = SearchRun(ctx.output_dir, dict(ctx.storage_options or {}), loop.run_id)
+        self.events = TuneEvents(loop)
+        trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx, run=run),
+                                        {"cpu": self.cpus_per_trial})
+        with _tune_storage(self.storage_path) as storage:
+            self.tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    search_alg=alg, num_samples=loop.remaining, max_concurrent_trials=parallel,
+                    scheduler=_asha(ctx, loop.spec.greater_is_better), reuse_actors=True,
+                ),
+                run_config=tune.RunConfig(name="search", storage_path=storage, verbose=0,
+                                          stop=DeadlineStopper(loop.deadline), callbacks=[self.events]),
+            )
+            log.info("search: %d candidate(s), up to %d trials%s, %d in parallel, %.0f s budget",
+                     len(loop.candidates), loop.remaining,
+                     f" (after {len(loop.previous)} earlier)" if loop.previous else "", parallel, loop.time_budget_s)
+            try:
+                yield
+            finally:
+                self.tuner = None
+
+    def run(self, loop: SearchLoop) -> None:
+        with _quiet_tune():
+            self.tuner.fit()
+        self.events.stop_unfinished()
+
+
 def run_search(
     ctx: TrialContext,
     candidates: List[Candidate],
@@ -331,7 +298,7 @@ def run_search(
     n_startup_trials: int = 8,
     warm_start: bool = True,
     cpus_per_trial: float = 1.0,
-    callbacks: Optional[List[Any]] = None,
+    callbacks: Optional[Sequence[EventSink]] = None,
     storage_path: Optional[str] = None,
     state: Optional[RunState] = None,
 ) -> List[Dict[str, Any]]:
@@ -340,62 +307,7 @@ def run_search(
     With ``state`` (see search/resume.py) every finished trial is persisted as it finishes, and
     the trials of earlier attempts are returned first, counted against ``max_trials``.
     """
-    import ray
-    from ray import tune
-
-    previous = list(state.previous_rows) if state is not None else []
-    remaining = max_trials - len(previous)
-    if remaining <= 0 or time_budget_s < 1:
-        log.info("search: nothing left to run (%d of %d trials done, %.0f s of search budget left)",
-                 len(previous), max_trials, max(0.0, time_budget_s))
-        return previous
-    total_cpus = int(ray.cluster_resources().get("CPU", 1))
-    parallel = max(1, int(total_cpus // cpus_per_trial))
-    alg = _searcher(candidates, ctx.problem_type, greater_is_better, searcher, ctx.seed,
-                    n_startup_trials, warm_start, previous)
-    run = SearchRun(ctx.output_dir, dict(ctx.storage_options or {}), state.run_id if state is not None else "")
-    deadline = time.time() + max(1.0, time_budget_s)
-    ctx.search_deadline = deadline  # trials stop themselves there (see _trainable)
-    recorder = TrialRecorder(run, state)
-    trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx, run=run), {"cpu": cpus_per_trial})
-    # Tune's own experiment folder: every finished trial is already in the run folder, so a
-    # temporary one does, removed however the search ends (also on Ctrl-C).
-    with _tune_storage(storage_path) as storage:
-        scheduler = None
-        if ctx.multi_fidelity and len(ctx.folds) > 1:
-            from ray.tune.schedulers import ASHAScheduler
-
-            # Successive halving on folds: a trial whose first folds lag behind is stopped early.
-            scheduler = ASHAScheduler(time_attr="training_iteration", metric="objective",
-                                      mode="max" if greater_is_better else "min", max_t=len(ctx.folds),
-                                      grace_period=1, reduction_factor=2)
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=alg, num_samples=remaining, max_concurrent_trials=parallel, scheduler=scheduler,
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(name="search", storage_path=storage, verbose=0,
-                                      stop=DeadlineStopper(deadline),
-                                      callbacks=[recorder] + [c if isinstance(c, Callback) else _Forward(c)
-                                                              for c in callbacks or []]),
-        )
-        log.info("search: %d candidate(s), up to %d trials%s, %d in parallel, %.0f s budget",
-                 len(candidates), remaining, f" (after {len(previous)} earlier)" if previous else "",
-                 parallel, time_budget_s)
-        started = time.time()
-        if state is not None:
-            state.start_heartbeat()
-        try:
-            with _quiet_tune():
-                tuner.fit()
-        finally:
-            if state is not None:
-                state.stop_heartbeat()
-        rows = list(recorder.rows.values()) + recorder.unfinished()
-        log.info("search finished: %d trial(s) in %.1f s", len(rows), time.time() - started)
-        return previous + rows
-
-
-_RESULT_KEYS = {"candidate", "params_json", "status", "error", "objective", "fit_s", "predict_ms_per_row",
-                "latency_ms_single_row", "model_size_bytes", "trial_id", "threshold", "refit_params_json"}
+    loop = SearchLoop(ctx, candidates, greater_is_better=greater_is_better, max_trials=max_trials,
+                      time_budget_s=time_budget_s, searcher=searcher, n_startup_trials=n_startup_trials,
+                      warm_start=warm_start, callbacks=callbacks, state=state)
+    return loop.run(TuneExecutor(cpus_per_trial, storage_path))
