@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from automl.candidates.generate import Candidate
-from automl.search.rerank import RerankSpec, rerank, repeat_folds, score_spread, split_scores
+from automl.selection.rerank import RerankSpec, rerank, repeat_folds, score_spread, split_scores
 from automl.search.trial import TrialContext, evaluate, make_folds
 
 KNN = Candidate("dpp6-knn", "knn", {"categorical": "onehot", "scale": "standard"}, {"params": {}, "fixed": {}})

@@ -1,6 +1,7 @@
-"""Choosing the final model after the search: bagged fold models, gates, stacking.
+"""Choosing the final model after the search (the select stage): the ensemble and its gate, the
+re-rank, bagged fold models, stacking, the refit.
 
-``SelectSpec`` carries the ``select.*`` config keys to :func:`automl.finalize.finalize`.
+``SelectSpec`` carries the ``select.*`` config keys to the select stage (final.py: ``select_final``).
 """
 from __future__ import annotations
 
