@@ -5,8 +5,9 @@ estimator, ``preprocess.<name>`` to the processing recipe (see processing.py).
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from automl.errors import ConfigError
 
@@ -19,6 +20,23 @@ def _xgb(problem_type: str, params: Dict[str, Any], seed: int):
     if problem_type == "regression":
         return xgb.XGBRegressor(**base)
     return xgb.XGBClassifier(**base)
+
+
+def _lgbm(problem_type: str, params: Dict[str, Any], seed: int):
+    import lightgbm as lgb
+
+    base = dict(n_jobs=1, random_state=seed, verbose=-1)
+    base.update(params)
+    return (lgb.LGBMRegressor if problem_type == "regression" else lgb.LGBMClassifier)(**base)
+
+
+def _catboost(problem_type: str, params: Dict[str, Any], seed: int):
+    import catboost as cb
+
+    # allow_writing_files=False: no catboost_info/ folder in the working directory.
+    base = dict(thread_count=1, random_seed=seed, verbose=False, allow_writing_files=False)
+    base.update(params)
+    return (cb.CatBoostRegressor if problem_type == "regression" else cb.CatBoostClassifier)(**base)
 
 
 def _linear(problem_type: str, params: Dict[str, Any], seed: int):
@@ -81,6 +99,44 @@ def _hist_gb(problem_type: str, params: Dict[str, Any], seed: int):
 
 
 @dataclass(frozen=True)
+class EarlyStopping:
+    """How a boosting library stops on a fold's validation rows (used by search/trial.py).
+
+    ``params(patience)``: estimator parameters to set; ``fit_kwargs(X_va, y_va, patience)``: keyword
+    arguments of ``fit`` (a validation target must be passed as ``eval_set`` pairs or ``eval_y``, the
+    names TargetTransformRegressor transforms); ``rounds_kept(model)``: the rounds the fitted model
+    kept, which the refit on all rows uses as ``model.n_estimators`` (CatBoost takes that name as
+    an alias of ``iterations``).
+    """
+
+    params: Callable[[int], Dict[str, Any]]
+    fit_kwargs: Callable[[Any, Any, int], Dict[str, Any]]
+    rounds_kept: Callable[[Any], int]
+
+
+def _xgb_fit_kwargs(X_va, y_va, patience: int) -> Dict[str, Any]:
+    return {"eval_set": [(X_va, y_va)], "verbose": False}
+
+
+def _lgbm_fit_kwargs(X_va, y_va, patience: int) -> Dict[str, Any]:
+    import lightgbm as lgb
+
+    # eval_X/eval_y (LightGBM >= 4.7; eval_set is deprecated there).
+    return {"eval_X": (X_va,), "eval_y": (y_va,), "callbacks": [lgb.early_stopping(patience, verbose=False)]}
+
+
+def _catboost_fit_kwargs(X_va, y_va, patience: int) -> Dict[str, Any]:
+    return {"eval_set": [(X_va, y_va)], "early_stopping_rounds": patience}
+
+
+XGBOOST_STOPPING = EarlyStopping(lambda n: {"early_stopping_rounds": n}, _xgb_fit_kwargs,
+                                 lambda model: int(model.best_iteration) + 1)
+LIGHTGBM_STOPPING = EarlyStopping(lambda n: {}, _lgbm_fit_kwargs,
+                                  lambda model: int(model.best_iteration_) or int(model.n_estimators))
+CATBOOST_STOPPING = EarlyStopping(lambda n: {}, _catboost_fit_kwargs, lambda model: int(model.best_iteration_) + 1)
+
+
+@dataclass(frozen=True)
 class Algorithm:
     name: str
     make: Callable[[str, Dict[str, Any], int], Any]
@@ -89,15 +145,29 @@ class Algorithm:
     # Rough cost class used to order and skip work on large data: 1 cheap .. 3 expensive.
     cost: int = 1
     max_rows: Optional[int] = None
-    # Boosting that stops early on each fold's validation rounds (see search/trial.py).
-    early_stopping: bool = False
+    # Boosting that stops early on each fold's validation rounds (see search/trial.py); None: no.
+    early_stopping: Optional[EarlyStopping] = None
     # Regression: fit on a standardised target (neural networks, SVR assume targets of order one).
     scale_target: bool = False
+    # Optional packages (import names) it needs; a candidate whose package is missing is skipped
+    # with a logged reason (candidates/generate.py), not failed.
+    requires: Tuple[str, ...] = ()
+    # The pip extra that installs them, for that reason's message.
+    extra: str = ""
+
+    def missing_packages(self) -> List[str]:
+        """The packages of ``requires`` that are not installed (found without importing them)."""
+        return [name for name in self.requires if importlib.util.find_spec(name) is None]
 
 
 ALGORITHMS: Dict[str, Algorithm] = {
     "xgboost": Algorithm("xgboost", _xgb, "XGBoost gradient-boosted trees (hist)", False, 2,
-                         early_stopping=True),
+                         early_stopping=XGBOOST_STOPPING),
+    # Optional (pip install 'automl[boost]'); their candidates are off by default (conf/candidates).
+    "lightgbm": Algorithm("lightgbm", _lgbm, "LightGBM gradient-boosted trees (leaf-wise)", False, 2,
+                          early_stopping=LIGHTGBM_STOPPING, requires=("lightgbm",), extra="boost"),
+    "catboost": Algorithm("catboost", _catboost, "CatBoost gradient-boosted oblivious trees", False, 2,
+                          early_stopping=CATBOOST_STOPPING, requires=("catboost",), extra="boost"),
     "linear": Algorithm(
         "linear", _linear, "linear learner: logistic regression / ridge regression", True, 1
     ),

@@ -157,6 +157,8 @@ class TargetTransformRegressor(BaseEstimator):
         self.regressor_ = clone(self.regressor)
         if eval_set is not None:
             fit_params["eval_set"] = [(Xv, self._f(yv)) for Xv, yv in eval_set]
+        if fit_params.get("eval_y") is not None:  # LightGBM >= 4.7 names the validation target eval_y
+            fit_params["eval_y"] = tuple(self._f(yv) for yv in fit_params["eval_y"])
         self.regressor_.fit(X, self._f(y), **fit_params)
         return self
 

@@ -6,12 +6,14 @@ type is in ``TRUSTED_TYPES`` or in skops' own defaults (scikit-learn's estimator
 scipy basics); a file that names any other type (``builtins.exec``, ``os.system``, a class of
 some other package) is refused before anything in it is built. XGBoost models keep their booster
 in XGBoost's own binary format (``Booster.__getstate__``: raw UBJSON bytes), not as a pickle.
+LightGBM and CatBoost models (optional) likewise keep their model in the library's own format.
 
 Run folders of earlier releases hold ``model.pkl`` (a pickle): loaded only when the user passes
 ``allow_pickle=true``, i.e. says they trust the folder's source.
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import pickle
 import zipfile
@@ -65,7 +67,19 @@ SKLEARN_TYPES: Tuple[str, ...] = (
     "sklearn.model_selection._split.StratifiedKFold",
 )
 NUMPY_TYPES: Tuple[str, ...] = ("numpy.dtype",)
-TRUSTED_TYPES: Tuple[str, ...] = AUTOML_TYPES + XGBOOST_TYPES + SKLEARN_TYPES + NUMPY_TYPES
+PYTHON_TYPES: Tuple[str, ...] = ("collections.OrderedDict",)  # a LightGBM Booster's best_score
+# The optional boosting libraries (pip install 'automl[boost]'), trusted where installed: a file that
+# names them cannot be built without the library anyway. Each keeps its model in the library's own
+# format (LightGBM: Booster.__getstate__ holds the model text; CatBoost: the binary .cbm bytes).
+BOOST_TYPES: Tuple[str, ...] = (
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.sklearn.LGBMRegressor",
+    "lightgbm.basic.Booster",
+    "catboost.core.CatBoostClassifier",
+    "catboost.core.CatBoostRegressor",
+)
+TRUSTED_TYPES: Tuple[str, ...] = (AUTOML_TYPES + XGBOOST_TYPES + SKLEARN_TYPES + NUMPY_TYPES + PYTHON_TYPES
+                                  + tuple(t for t in BOOST_TYPES if importlib.util.find_spec(t.partition(".")[0])))
 
 LIBRARIES = ("automl", "scikit-learn", "xgboost", "skops", "python")  # versions the manifest records
 
@@ -94,7 +108,8 @@ def load_model_bytes(data: bytes, where: str) -> Any:
     except UntrustedTypesFoundException:
         refused = untrusted_types(data)
         raise ArtifactError(f"{where} holds type(s) automl does not trust: {', '.join(refused)}; refusing to "
-                            "load it (only scikit-learn, XGBoost, numpy/scipy and automl types load)") from None
+                            "load it (only scikit-learn, XGBoost, LightGBM, CatBoost, numpy/scipy and automl "
+                            "types load)") from None
     except Exception as exc:  # not a zip, bad JSON, an unknown loader...: not a model file of ours
         raise ArtifactError(f"{where} is not a loadable skops model file ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''}); refit the run") from None
