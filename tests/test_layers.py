@@ -35,3 +35,22 @@ def test_a_forbidden_import_breaks_the_contracts(tmp_path):
     done = lint_imports(tmp_path, pythonpath=str(tmp_path))
     assert done.returncode != 0, done.stdout[-4000:]
     assert "automl.serving.codec -> automl.runner" in done.stdout
+
+
+def test_no_function_is_over_80_lines_and_no_module_takes_another_modules_private_names():
+    """Issue 15's size and privacy rules, checked on the code as it is."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "automl"
+    long, private = [], []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80:
+                long.append(f"{path.relative_to(root)}:{node.name}")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("automl"):
+                private += [f"{path.relative_to(root)}: {node.module}.{a.name}" for a in node.names
+                            if a.name.startswith("_") and not a.name.startswith("__")]
+    assert not long, f"functions over 80 lines: {long}"
+    assert not private, f"imports of another module's private names: {private}"

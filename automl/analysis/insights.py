@@ -72,6 +72,35 @@ def _id_like(s: pd.Series, kind: str) -> bool:
     return bool(v.is_monotonic_increasing or v.is_monotonic_decreasing)
 
 
+def target_insights(y: pd.Series, target: str, problem_type: str, n_folds: int) -> List[Insight]:
+    """The target's own problems: a skewed regression target, tiny or imbalanced classes."""
+    items: List[Insight] = []
+    if problem_type == "regression":
+        v = pd.to_numeric(y, errors="coerce").dropna()
+        skew, kurt = float(v.skew()), float(v.kurt())
+        if abs(skew) > 1 or kurt > 5:
+            items.append(Insight(
+                "medium", "skewed or heavy-tailed target", target,
+                f"target skew {skew:.2f}, excess kurtosis {kurt:.2f}",
+                "consider predicting log(target) (if positive) or metric=mae, which large values sway less"))
+    elif len(y):
+        counts = y.astype(object).value_counts()
+        smallest = int(counts.min())
+        if smallest < 20:
+            items.append(Insight(
+                "high" if smallest < n_folds else "medium", "too few rows per class", target,
+                f"class {counts.index[-1]!r} has only {smallest} row(s)",
+                "collect more rows for it, merge it with a similar class, or drop it; validation "
+                "scores for it are unreliable"))
+        ratio = smallest / int(counts.max())
+        if ratio < 0.1:
+            items.append(Insight(
+                "medium", "imbalanced classes", target,
+                f"the rarest class has {100 * ratio:.1f}% of the majority's rows",
+                "use metric=balanced_accuracy, auc or f1 rather than accuracy"))
+    return items
+
+
 def find_insights(df: pd.DataFrame, target: str, problem_type: str, column_types: Dict[str, str],
                   power: Optional[pd.Series] = None, n_folds: int = 5) -> pd.DataFrame:
     """Every problem found, most severe first (columns: severity, issue, columns, detail, action)."""
@@ -128,28 +157,5 @@ def find_insights(df: pd.DataFrame, target: str, problem_type: str, column_types
             "medium" if dup / n >= 0.1 else "low", "duplicate rows", "(all)",
             f"{dup:,} rows ({100 * dup / n:.1f}%) repeat an earlier row exactly",
             "check the data export; duplicates across validation folds make scores optimistic"))
-    y = df[target].dropna()
-    if problem_type == "regression":
-        v = pd.to_numeric(y, errors="coerce").dropna()
-        skew, kurt = float(v.skew()), float(v.kurt())
-        if abs(skew) > 1 or kurt > 5:
-            items.append(Insight(
-                "medium", "skewed or heavy-tailed target", target,
-                f"target skew {skew:.2f}, excess kurtosis {kurt:.2f}",
-                "consider predicting log(target) (if positive) or metric=mae, which large values sway less"))
-    elif len(y):
-        counts = y.astype(object).value_counts()
-        smallest = int(counts.min())
-        if smallest < 20:
-            items.append(Insight(
-                "high" if smallest < n_folds else "medium", "too few rows per class", target,
-                f"class {counts.index[-1]!r} has only {smallest} row(s)",
-                "collect more rows for it, merge it with a similar class, or drop it; validation "
-                "scores for it are unreliable"))
-        ratio = smallest / int(counts.max())
-        if ratio < 0.1:
-            items.append(Insight(
-                "medium", "imbalanced classes", target,
-                f"the rarest class has {100 * ratio:.1f}% of the majority's rows",
-                "use metric=balanced_accuracy, auc or f1 rather than accuracy"))
+    items += target_insights(df[target].dropna(), target, problem_type, n_folds)
     return _frame(items)

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 
-def _plt():
+def pyplot():
     """pyplot, on the non-interactive Agg backend unless a notebook kernel chose one already."""
     import os
     import sys
@@ -21,7 +21,7 @@ def _plt():
 
 def plot_target(y: pd.Series, problem_type: str):
     """Class frequencies (classification) or a histogram of the target (regression)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.2))
     y = y.dropna()
     if problem_type == "regression":
@@ -41,7 +41,7 @@ def plot_target(y: pd.Series, problem_type: str):
 
 def plot_power(power: pd.Series, k: int = 20):
     """Horizontal bars of the ``k`` most predictive features."""
-    plt = _plt()
+    plt = pyplot()
     top = power.head(k)[::-1]
     fig, ax = plt.subplots(figsize=(6, max(2.0, 0.28 * len(top) + 0.8)))
     ax.barh(list(map(str, top.index)), top.values, color="#55a868")
@@ -53,7 +53,7 @@ def plot_power(power: pd.Series, k: int = 20):
 
 def plot_correlations(corr: pd.DataFrame):
     """A heatmap of a correlation matrix."""
-    plt = _plt()
+    plt = pyplot()
     n = max(1, len(corr))
     fig, ax = plt.subplots(figsize=(min(9, 1.4 + 0.55 * n), min(8, 1.0 + 0.5 * n)))
     if corr.empty:

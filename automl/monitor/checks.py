@@ -166,6 +166,42 @@ def _domain_counts(col: pd.Series, kind: str, domain: List[str]) -> Tuple[Dict[s
     return inside, int(counts.sum() - sum(inside.values()))
 
 
+def column_checks(cfg: Dict[str, Any], constraints: Dict[str, Any], features: Dict[str, Dict[str, Any]],
+                  columns: List[str]) -> List[Violation]:
+    """missing_column_check and extra_column_check: the batch's columns against the baseline's."""
+    violations: List[Violation] = []
+    if cfg["missing_column_check"]["enabled"]:
+        for name in missing_columns(features, columns):
+            violations.append(Violation(name, "missing_column_check",
+                                        f"column '{name}' of the baseline is absent from the data"))
+    if cfg["extra_column_check"]["enabled"]:
+        known = set(features) | set(constraints.get("known_non_feature_columns") or [])
+        if constraints.get("target"):
+            known.add(str(constraints["target"]))
+        for name in columns:
+            if name not in known:
+                violations.append(Violation(name, "extra_column_check",
+                                            f"column '{name}' is not in the baseline: the model never saw it"))
+    return violations
+
+
+def categorical_values_check(values: pd.Series, name: str, domain: List[Any], check: Dict[str, Any],
+                             alpha: float) -> Optional[Violation]:
+    """The share of values outside the baseline's domain, tested against its threshold."""
+    inside, unknown = _domain_counts(values, "categorical", domain)
+    tol = float(check["max_unknown_fraction"])
+    n_present = unknown + sum(inside.values())
+    if not (n_present and unknown / n_present > tol and exceed_p_value(unknown, n_present, tol) < alpha):
+        return None
+    cats = as_categories(values[~missing_mask(values)])
+    new = cats[~cats.isin(set(domain))].value_counts()
+    shown = ", ".join(f"'{k}' ({v})" for k, v in new.head(5).items())
+    return Violation(name, "categorical_values_check",
+                     f"{unknown / n_present:.1%} of values ({unknown} of {n_present}) are outside the baseline "
+                     f"domain, above the threshold {tol:.1%}; new values: {shown}",
+                     {"new_values": {str(k): int(v) for k, v in new.head(20).items()}})
+
+
 def check_batch(df: pd.DataFrame, statistics: Dict[str, Any], constraints: Dict[str, Any],
                 source: str = "") -> CheckResult:
     """Run every enabled check of ``constraints`` on ``df``."""
@@ -183,18 +219,7 @@ def check_batch(df: pd.DataFrame, statistics: Dict[str, Any], constraints: Dict[
     distances: Dict[str, Dict[str, Any]] = {}
     columns = [str(c) for c in df.columns]
 
-    if cfg["missing_column_check"]["enabled"]:
-        for name in missing_columns(features, columns):
-            violations.append(Violation(name, "missing_column_check",
-                                        f"column '{name}' of the baseline is absent from the data"))
-    if cfg["extra_column_check"]["enabled"]:
-        known = set(features) | set(constraints.get("known_non_feature_columns") or [])
-        if constraints.get("target"):
-            known.add(str(constraints["target"]))
-        for name in columns:
-            if name not in known:
-                violations.append(Violation(name, "extra_column_check",
-                                            f"column '{name}' is not in the baseline: the model never saw it"))
+    violations += column_checks(cfg, constraints, features, columns)
 
     for name, cons in features.items():
         if name not in columns:
@@ -222,19 +247,8 @@ def check_batch(df: pd.DataFrame, statistics: Dict[str, Any], constraints: Dict[
             continue
         domain = cons.get("domain")
         if kind == "categorical" and domain is not None and cfg["categorical_values_check"]["enabled"]:
-            inside, unknown = _domain_counts(df[name], kind, domain)
-            tol = float(cfg["categorical_values_check"]["max_unknown_fraction"])
-            n_present = unknown + sum(inside.values())
-            if n_present and unknown / n_present > tol and exceed_p_value(unknown, n_present, tol) < alpha:
-                present = df[name][~missing_mask(df[name])]
-                cats = as_categories(present)
-                new = cats[~cats.isin(set(domain))].value_counts()
-                shown = ", ".join(f"'{k}' ({v})" for k, v in new.head(5).items())
-                violations.append(Violation(
-                    name, "categorical_values_check",
-                    f"{unknown / n_present:.1%} of values ({unknown} of {n_present}) are outside the baseline "
-                    f"domain, above the threshold {tol:.1%}; new values: {shown}",
-                    {"new_values": {str(k): int(v) for k, v in new.head(20).items()}}))
+            v = categorical_values_check(df[name], name, domain, cfg["categorical_values_check"], alpha)
+            violations += [v] if v else []
         if cfg["baseline_drift_check"]["enabled"]:
             d = _drift(name, kind, cons, base, st, df[name], cfg["baseline_drift_check"], alpha)
             if d is not None:

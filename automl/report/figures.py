@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from automl.analysis.plots import _plt
+from automl.analysis.plots import pyplot
 
 PALETTE = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c",
            "#ccb974", "#64b5cd"]
@@ -17,7 +17,7 @@ PALETTE = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#d
 
 def img(fig, alt: str) -> str:
     """Render ``fig`` to a PNG ``<img class="plot">`` tag and close it."""
-    plt = _plt()
+    plt = pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80, bbox_inches="tight", pil_kwargs={"compress_level": 3})
     plt.close(fig)
@@ -31,7 +31,7 @@ def _colors(names: Sequence[str]) -> Dict[str, str]:
 
 def objective_by_trial(lb: pd.DataFrame, metric: str, greater_is_better: bool):
     """Each completed trial's validation score in the order trials ran, and the best so far."""
-    plt = _plt()
+    plt = pyplot()
     done = lb[lb["status"] == "completed"].sort_values("trial_number")
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     colors = _colors(done["candidate"].astype(str))
@@ -48,7 +48,7 @@ def objective_by_trial(lb: pd.DataFrame, metric: str, greater_is_better: bool):
 
 def scores_by_candidate(lb: pd.DataFrame, metric: str):
     """The spread of validation scores of each candidate's trials."""
-    plt = _plt()
+    plt = pyplot()
     done = lb[lb["status"] == "completed"]
     names = sorted(done["candidate"].astype(str).unique())
     fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(names) + 1.4))
@@ -77,7 +77,7 @@ def pareto_mask(cost: np.ndarray, score: np.ndarray, greater_is_better: bool) ->
 def pareto(lb: pd.DataFrame, cost_col: str, cost_label: str, metric: str, greater_is_better: bool,
            chosen: Optional[str] = None):
     """Score against a cost (predict latency, model size), the Pareto front drawn as a line."""
-    plt = _plt()
+    plt = pyplot()
     done = lb[(lb["status"] == "completed")].copy()
     done = done[np.isfinite(pd.to_numeric(done[cost_col], errors="coerce")) & (done[cost_col] > 0)]
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
@@ -113,7 +113,7 @@ def confusion(y: np.ndarray, labels: np.ndarray, classes: List[Any]):
     """Confusion matrix of validation predictions (rows: actual, columns: predicted)."""
     from sklearn.metrics import confusion_matrix
 
-    plt = _plt()
+    plt = pyplot()
     k = len(classes)
     cm = confusion_matrix(y, labels, labels=np.arange(k))
     size = min(8.0, 2.4 + 0.45 * k)
@@ -135,7 +135,7 @@ def confusion(y: np.ndarray, labels: np.ndarray, classes: List[Any]):
 def roc(y_pos: np.ndarray, score: np.ndarray):
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    plt = _plt()
+    plt = pyplot()
     fpr, tpr, _ = roc_curve(y_pos, score)
     fig, ax = plt.subplots(figsize=(4.2, 3.8))
     ax.plot(fpr, tpr, color=PALETTE[0], label=f"AUC {roc_auc_score(y_pos, score):.3f}")
@@ -150,7 +150,7 @@ def roc(y_pos: np.ndarray, score: np.ndarray):
 def precision_recall(y_pos: np.ndarray, score: np.ndarray):
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    plt = _plt()
+    plt = pyplot()
     prec, rec, _ = precision_recall_curve(y_pos, score)
     fig, ax = plt.subplots(figsize=(4.2, 3.8))
     ax.plot(rec, prec, color=PALETTE[1], label=f"AP {average_precision_score(y_pos, score):.3f}")
@@ -164,7 +164,7 @@ def precision_recall(y_pos: np.ndarray, score: np.ndarray):
 
 
 def actual_vs_predicted(y: np.ndarray, pred: np.ndarray):
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.4, 4.0))
     ax.scatter(y, pred, s=8, alpha=0.5, color=PALETTE[0])
     lo, hi = float(np.nanmin([y.min(), pred.min()])), float(np.nanmax([y.max(), pred.max()]))
@@ -176,7 +176,7 @@ def actual_vs_predicted(y: np.ndarray, pred: np.ndarray):
 
 
 def residuals(y: np.ndarray, pred: np.ndarray):
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.4, 4.0))
     ax.scatter(pred, y - pred, s=8, alpha=0.5, color=PALETTE[2])
     ax.axhline(0, ls="--", color="grey", lw=0.8)
@@ -188,7 +188,7 @@ def residuals(y: np.ndarray, pred: np.ndarray):
 
 def importance(imp: pd.DataFrame, metric: str, k: int = 20):
     """Permutation importance: mean drop of the metric when a feature is shuffled, with its spread."""
-    plt = _plt()
+    plt = pyplot()
     top = imp.head(k)[::-1]
     fig, ax = plt.subplots(figsize=(6, max(2.0, 0.3 * len(top) + 0.9)))
     ax.barh(top.index.astype(str), top["mean"], xerr=top["std"], color=PALETTE[4])
