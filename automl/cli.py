@@ -10,7 +10,6 @@ import time
 from typing import Callable, Dict, List
 
 from automl.errors import AutoMLError, storage_failure
-from automl.options import parse_key_values  # noqa: F401 (re-exported: it lived here)
 from automl.redact import install_log_filter, is_secret_name, redact_text, register_secrets
 
 log = logging.getLogger("automl")

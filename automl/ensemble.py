@@ -202,23 +202,17 @@ def stack_features(outs: Sequence[np.ndarray], problem_type: str) -> np.ndarray:
     return np.log(np.clip(np.hstack(cols), 1e-6, 1.0))
 
 
-class StackedModel(WeightedEnsemble):
+class StackedModel(BaggedModel):
     """A second level (``final_estimator``: logistic regression or ridge) on the members' outputs.
 
     The members are the level-1 models (bagged or refit pipelines); ``final_estimator`` was fitted
-    on their out-of-fold predictions only (selection/stacking.py). A WeightedEnsemble for its
+    on their out-of-fold predictions only (selection/stacking.py). Built on BaggedModel for its
     members' shared transforms and the endpoint's fast path; only the combination differs.
     """
 
     def __init__(self, estimators: list, final_estimator: Any, problem_type: str, n_classes: int = 0):
-        self.estimators = estimators
+        super().__init__(estimators, problem_type, n_classes)
         self.final_estimator = final_estimator
-        self.problem_type = problem_type
-        self.n_classes = n_classes
-
-    @property
-    def weights(self) -> np.ndarray:
-        return np.full(len(self.estimators), 1.0 / max(1, len(self.estimators)))
 
     def combine(self, outs: List[np.ndarray]) -> np.ndarray:
         Z = stack_features(outs, self.problem_type)
