@@ -10,7 +10,6 @@ import io
 import json
 import logging
 import os
-import pickle
 import posixpath
 import re
 import secrets
@@ -67,16 +66,6 @@ def read_json(url: str, storage_options: Optional[Dict[str, Any]] = None) -> Any
 def write_yaml(url: str, obj: Any, storage_options: Optional[Dict[str, Any]] = None, header: str = "") -> None:
     body = yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)
     write_text(url, (header + body) if header else body, storage_options)
-
-
-def save_pickle(url: str, obj: Any, storage_options: Optional[Dict[str, Any]] = None) -> int:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    write_bytes(url, data, storage_options)
-    return len(data)
-
-
-def load_pickle(url: str, storage_options: Optional[Dict[str, Any]] = None) -> Any:
-    return pickle.loads(read_bytes(url, storage_options))
 
 
 def locate(url: str, storage_options: Optional[Dict[str, Any]] = None) -> Tuple[Any, str, str]:

@@ -58,21 +58,27 @@ def tiny_run(tmp_path_factory, binary_frame):
                       candidates={"dpp2-mlp": {"enabled": False}, "dpp5-svm": {"enabled": False}})
 
 
-@pytest.fixture(scope="session")
-def s3_server():
-    """A real S3-compatible server (moto in server mode) on a loopback port."""
+def start_moto_server(env: dict | None = None):
+    """Start moto in server mode on a free loopback port (``env``: extra environment, e.g.
+    INITIAL_NO_AUTH_ACTION_COUNT=0 to check credentials); return (process, endpoint URL)."""
     port = free_port()
     exe = VENV_BIN / "moto_server"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "moto.server"]
     proc = subprocess.Popen(cmd + ["-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
+                            stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             break
         except OSError:
             time.sleep(0.1)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (moto in server mode) on a loopback port."""
+    proc, endpoint = start_moto_server()
     env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1"}
     old = {k: os.environ.get(k) for k in env}

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,7 @@ import pytest
 from automl.cli import main
 from automl.problem import resolve_problem
 from automl.search.trial import make_folds
-from conftest import VENV_BIN, automl_cli, free_port, make_binary_frame
+from conftest import VENV_BIN, automl_cli, make_binary_frame, start_moto_server
 
 
 @pytest.fixture(autouse=True)
@@ -183,18 +181,8 @@ def test_a_missing_bucket_is_a_one_line_error(s3_data, capsys, tmp_path):
 @pytest.fixture(scope="module")
 def strict_s3():
     """A second moto server that checks credentials (unknown keys are refused)."""
-    port = free_port()
-    exe = VENV_BIN / "moto_server"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "moto.server"]
-    proc = subprocess.Popen(cmd + ["-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "0"})
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
+    proc, endpoint = start_moto_server({"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
+    yield endpoint
     proc.terminate()
     proc.wait(timeout=10)
 

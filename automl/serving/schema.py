@@ -36,6 +36,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from automl.data.formats import MISSING_MARKERS
 from automl.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,7 @@ log = logging.getLogger(__name__)
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}
 _FALSE = {"false", "f", "no", "n", "0", "0.0"}
 # pandas' default missing-value markers: what `automl predict` (read_csv) reads as missing in CSV
-CSV_NA_TOKENS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-                 "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+CSV_NA_TOKENS = MISSING_MARKERS  # the data layer's markers: a CSV field reads as at fit time
 _NAN_TEXT = {"nan", "-nan", "+nan"}
 INF_TOKENS = frozenset({"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"})
 _CSV_NA = frozenset(CSV_NA_TOKENS)
