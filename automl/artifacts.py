@@ -21,7 +21,6 @@ import yaml
 from fsspec.implementations.local import LocalFileSystem
 
 from automl.errors import ArtifactError
-from automl.rundir.layout import CONFIG_FILE, LEADERBOARD_FILE, MODEL_FILE, SUMMARY_FILE  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 

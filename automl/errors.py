@@ -36,6 +36,10 @@ class SearchError(AutoMLError):
     """The search produced no usable model."""
 
 
+class ExportError(AutoMLError):
+    """A model, or one of its steps, cannot be written in the requested format (`automl export`)."""
+
+
 # Storage-library exceptions that mean a user mistake (credentials, URL, permissions), by class
 # name so that automl needs no botocore/gcsfs/adlfs import to recognise them.
 _NO_CREDENTIALS = ("NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError",

@@ -29,7 +29,7 @@ from automl.data import iter_table, list_files, require_columns
 from automl.data.formats import compression_of, table_format
 from automl.errors import AutoMLError, ConfigError, DataError
 from automl.model import ModelBundle
-from automl.run import load
+from automl.rundir.run import load
 from automl.serving.schema import InputSchema, training_dtypes
 
 log = logging.getLogger(__name__)

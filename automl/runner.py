@@ -17,10 +17,11 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from automl import artifacts as art
+from automl.candidates.from_dir import apply_candidates_dir
 from automl.redact import install_log_filter, register_config_secrets
 from automl.rundir.lock import RunLock
 from automl.rundir.staging import Workspace, check_output_dir, clean_leftovers, remove_if_empty
-from automl.search.resume import begin_run
+from automl.search.resume import begin_run, is_finished_run
 from automl.stages.env import RunEnv
 from automl.stages.plan import plan_candidates
 from automl.stages.prepare import drop_bad_targets, load_training_data, prepare  # noqa: F401 (former names)
@@ -54,7 +55,7 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     The run folder is written under its lock (rundir/lock.py). A folder that already holds files
     is only continued (``resume=true``) or replaced (``overwrite=true``: the new run is built next
     to it and swapped in when complete, rundir/staging.py); otherwise the fit stops untouched."""
-    from automl.run import Run
+    from automl.rundir.run import Run
 
     started = started or time.time()
     so = dict(cfg.data.storage_options)
@@ -63,6 +64,7 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     cfg.output_dir = out
     OmegaConf.set_struct(cfg, True)
     register_config_secrets(cfg)  # secret option values and URL passwords are masked in logs and errors
+    apply_candidates_dir(cfg)  # candidates_dir=: its files replace the candidates, checked before any data is read
     log.info("run folder: %s", out)
     install_log_filter()
     created = not art.exists(out, so)
@@ -70,9 +72,11 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
         with RunLock(out, so) as lock:
             clean_leftovers(out, so, lock)
             replace = check_output_dir(out, so, bool(cfg.get("resume")), bool(cfg.get("overwrite")))
-            space = Workspace(out, so, replace)
+            # resume=true on a finished run continues it next to it: the earlier run stays until the new is complete
+            continuing = bool(cfg.get("resume")) and is_finished_run(out, so)
+            space = Workspace(out, so, replace or continuing)
             try:
-                _fit_into(cfg, frame, started, space.dir, so)
+                _fit_into(cfg, frame, started, space.dir, so, source=out)
                 space.publish(lock)
             except BaseException:
                 space.discard()
@@ -84,15 +88,18 @@ def fit(cfg: DictConfig, frame: Optional[pd.DataFrame] = None, started: Optional
     return Run(out, storage_options=so)
 
 
-def _fit_into(cfg: DictConfig, frame: Optional[pd.DataFrame], started: float, out: str, so: Dict[str, Any]) -> None:
-    """The flow, writing to ``out`` (the output_dir, or the staging folder that replaces it).
+def _fit_into(cfg: DictConfig, frame: Optional[pd.DataFrame], started: float, out: str, so: Dict[str, Any],
+              source: Optional[str] = None) -> None:
+    """The flow, writing to ``out`` (the output_dir, or the staging folder that replaces it;
+    ``source``: the output_dir, where resume=true reads the earlier attempts from).
     Everything is read and checked before the first write."""
-    state = begin_run(cfg, out, so, started)  # resume=true: earlier trials and spent time (reads only)
-    env = RunEnv(cfg, out, so, started, started + float(cfg.budget.time_limit_s) - state.spent_before_s, state)
+    state = begin_run(cfg, out, so, started, source)  # resume=true: earlier trials and spent time (reads only)
+    env = RunEnv(cfg, out, so, started, started + float(cfg.budget.time_limit_s) - state.budget_spent_s, state)
     prepared = prepare(cfg, frame)
     plan = plan_candidates(cfg, prepared)
-    # Everything is read and checked: only now is the run folder written (run_state.json first).
-    state.save()
+    # Everything is read and checked: only now is the run folder written (run_state.json first;
+    # a continuation copies the earlier trials into the new folder).
+    state.begin(prepared.df, cfg.data.target, [c.name for c in plan.candidates])
     write_inputs(env, prepared, plan)
     if cfg.mode == "candidates_only":
         publish_candidates_only(env, prepared, plan)

@@ -76,7 +76,7 @@ def run_one(suite_dir: Path, name: str, spec: dict, budget: float, seed: int) ->
         bundle = ModelBundle(pipeline=sel.model, problem_type=info.problem_type, target=cfg.data.target,
                              feature_columns=prepared.features, column_types=prepared.feature_types,
                              classes=info.classes, positive_class=info.positive_class, threshold=sel.threshold,
-                             temperature=sel.temperature, trial_id=str(sel.trial_id), candidate=str(sel.candidate))
+                             calibration=sel.calibration, trial_id=str(sel.trial_id), candidate=str(sel.candidate))
         scored = score_test_data(env, prepared, bundle) or {}
         rec = sel.record()
         records.append({"dataset": name, "variant": variant, "metric": spec["metric"], "budget_s": budget,

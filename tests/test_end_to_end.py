@@ -105,5 +105,6 @@ def test_sweep_runs_each_in_its_own_folder(tmp_path):
                      f"output_dir={tmp_path}/sweep", "budget.max_trials=2", "~candidates.dpp0-xgboost",
                      *FEW[1:])
     assert res.returncode == 0, res.stderr[-3000:]
-    metrics = sorted(json.loads((p / "summary.json").read_text())["metric"] for p in (tmp_path / "sweep").iterdir())
+    metrics = sorted(json.loads((p / "summary.json").read_text())["metric"] for p in (tmp_path / "sweep").iterdir()
+                     if p.is_dir())  # beside the run folders: sweep_summary.csv
     assert metrics == ["accuracy", "auc"]

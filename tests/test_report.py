@@ -205,3 +205,94 @@ def test_regression_report_shows_actual_vs_predicted_and_residuals(tiny_run, tmp
         assert f'alt="{alt}"' in page, alt
     assert 'alt="confusion matrix"' not in page and 'alt="roc"' not in page
     assert "skewed or heavy-tailed target" in page
+
+
+def test_best_per_candidate_keeps_each_candidates_best_and_marks_the_pareto_rows():
+    from automl.report.decision import best_per_candidate
+
+    lb = pd.DataFrame({
+        "trial_id": list("abcdefg"), "candidate": ["svm", "svm", "knn", "knn", "linear", "xgb", "mlp"],
+        "algorithm": ["svm", "svm", "knn", "knn", "linear", "xgboost", "mlp"],
+        "status": ["completed"] * 6 + ["failed"],
+        "objective": [0.95, 0.99, 0.97, 0.96, 0.90, 0.96, 0.999],
+        "latency_ms_single_row": [1.0, 2.0, 2.5, 0.5, 0.4, 3.0, 0.1],
+        "model_size_bytes": [5e5, 6e5, 2e6, 2e6, 1e3, 1e5, 10.0]})
+    best = best_per_candidate(lb, greater_is_better=True)
+    assert list(best["candidate"]) == ["svm", "knn", "xgb", "linear"]  # by score; the failed mlp is out
+    assert list(best["trial_id"]) == ["b", "c", "f", "e"]
+    # svm: best score; linear: fastest and smallest; xgb: smaller than svm; knn: beaten by svm on all three
+    assert dict(zip(best["candidate"], best["pareto"])) == {"svm": True, "knn": False, "xgb": True, "linear": True}
+    lower = lb.assign(objective=1 - lb["objective"])  # a loss: lower is better
+    assert list(best_per_candidate(lower, greater_is_better=False)["trial_id"]) == ["b", "c", "f", "e"]
+
+
+def test_score_axes_keep_to_the_useful_range_and_a_narrow_latency_axis_has_several_labels():
+    scores = np.r_[np.linspace(0.95, 0.99, 30), 0.10]  # one outlier would squash the axis
+    lo, hi = F.useful_range(scores, greater_is_better=True)
+    assert 0.85 < lo < 0.95 and 0.99 < hi < 1.0
+    assert F.useful_range(1 - scores, greater_is_better=False)[1] < 0.15
+    lb = pd.DataFrame({"trial_id": [str(i) for i in range(31)], "candidate": ["svm"] * 31, "status": "completed",
+                       "objective": scores, "trial_number": range(31),
+                       "latency_ms_single_row": np.linspace(1.1, 2.9, 31)})
+    fig = F.objective_by_trial(lb, "accuracy", True)
+    assert fig.axes[0].get_ylim()[0] > 0.85
+    fig = F.pareto(lb, "latency_ms_single_row", "predict latency (ms, one row)", "accuracy", True, "3")
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    left, right = ax.get_xlim()
+    shown = [t.get_text() for t in ax.get_xticklabels() if t.get_text() and left <= t.get_position()[0] <= right]
+    assert len(shown) >= 3, shown
+    assert ax.get_ylim()[0] > 0.85
+    F.img(fig, "p")
+
+
+def test_report_leads_with_the_decision_and_ends_with_the_data_profile(tiny_run):
+    import re
+
+    page = (Path(tiny_run.run_dir) / REPORT_FILE).read_text()
+    ids = re.findall(r'<section id="([^"]+)"', page)
+    assert ids[0] == "decision" and ids[1] == "model" and ids[-1] == "data", ids
+    decision = page[page.index('<section id="decision"'):page.index("</section>")]
+    summary = tiny_run.summary
+    assert summary["best"]["candidate"] in decision and f"{summary['best']['score']:.5f}" in decision
+    assert f"validation {summary['metric']}" in decision and f"test {summary['metric']}" in decision
+    done = tiny_run.leaderboard[tiny_run.leaderboard["status"] == "completed"]
+    table = decision[decision.index('id="candidates-table"'):]
+    assert table.count("<tr") - 1 == done["candidate"].nunique()  # one row per candidate (and the header)
+    assert "\u2605" in table  # at least the best-scoring row is Pareto-optimal
+    model = page[page.index('<section id="model"'):]
+    assert 'id="per-class-table"' in model and 'alt="calibration curve"' in model
+    assert "calibration" in summary["best"] and summary["best"]["calibration"]["method"] in (
+        "none", "temperature", "isotonic")
+
+
+@pytest.mark.slow
+def test_report_fits_1280_px_and_opens_with_the_decision(tiny_run, chromium):
+    """At 1280 px nothing is wider than the page (wide tables scroll inside their own box), the
+    header's facts are all in view, and the first section is the decision."""
+    report = Path(tiny_run.run_dir) / REPORT_FILE
+    dt = chromium
+    dt.call("Runtime.enable")
+    dt.call("Page.enable")
+    dt.call("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
+    dt.call("Page.navigate", url=report.as_uri())
+    dt.wait_event("Page.loadEventFired")
+    res = dt.evaluate("""(function(){
+        var W=document.documentElement.clientWidth, wide=[];
+        document.querySelectorAll('body *').forEach(function(el){
+            if(el.closest('.scroll') && !el.classList.contains('scroll')) return;  // scrolls inside its box
+            var r=el.getBoundingClientRect();
+            if(r.width>0 && (r.right>W+0.5 || r.left<-0.5)) wide.push(el.tagName+'.'+el.className+' '+Math.round(r.right));
+        });
+        var facts=Array.from(document.querySelectorAll('header .facts span')).map(function(s){
+            var r=s.getBoundingClientRect(); return r.right<=W+0.5 && r.height<60;});
+        var first=document.querySelector('main section');
+        return {W:W, scrollW:document.documentElement.scrollWidth, wide:wide, facts:facts, first:first.id,
+                firstTitle:first.querySelector('h2').textContent,
+                cal:Array.from(document.querySelectorAll('img.plot')).filter(function(i){
+                    return i.alt==='calibration curve' && i.complete && i.naturalWidth>0;}).length};})()""")
+    assert res["W"] == 1280 and res["scrollW"] <= 1280, res
+    assert res["wide"] == [], res["wide"][:10]
+    assert res["facts"] and all(res["facts"]), res
+    assert res["first"] == "decision" and res["firstTitle"] == "Decision"
+    assert res["cal"] == 1

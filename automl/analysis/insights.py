@@ -2,12 +2,14 @@
 
 Checks: possible target leakage, constant and ID-like columns, duplicate rows, mostly-missing
 columns, rare categories, numbers disguised as missing (-999, 9999, ...), class imbalance, too
-few rows per class, and a skewed or heavy-tailed regression target.
+few rows per class, a skewed or heavy-tailed regression target, and, while validation is plain
+shuffled k-fold, repeated IDs (validation.group_column) or a time column (validation.time_column).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import numpy as np
 import pandas as pd
@@ -19,6 +21,14 @@ MOSTLY_MISSING = 0.5
 # Values people type for "unknown": 999, -999, 9999, 99999999, ... (three or more nines).
 _SENTINEL_DIGITS = range(3, 10)
 SENTINELS = tuple(sorted({s * (10 ** d - 1) for d in _SENTINEL_DIGITS for s in (1, -1)}))
+# Repeated IDs: a column named like an identifier or an entity whose values repeat, on average
+# at least REPEATS_PER_ID rows per value, over at least MIN_IDS values.
+ID_TOKENS = {"id", "key", "uuid", "guid"}
+ENTITY_TOKENS = {"customer", "user", "client", "patient", "account", "session", "device", "household", "subject",
+                 "member", "person", "player", "store", "shop", "site", "visitor", "group", "cluster", "family"}
+TIME_TOKENS = {"time", "date", "datetime", "timestamp", "ts", "day", "week", "month", "year", "epoch", "period"}
+REPEATS_PER_ID = 1.5
+MIN_IDS = 5
 
 
 @dataclass
@@ -72,6 +82,71 @@ def _id_like(s: pd.Series, kind: str) -> bool:
     return bool(v.is_monotonic_increasing or v.is_monotonic_decreasing)
 
 
+def _tokens(name: Any) -> List[str]:
+    """A column name's words: split at separators and camelCase, lower case."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
+    return [t for t in re.split(r"[\s_.\-/]+", spaced.lower()) if t]
+
+
+def plain_kfold(validation: Optional[Mapping[str, Any]]) -> bool:
+    """Whether validation is plain shuffled k-fold: neither validation.group_column nor
+    validation.time_column (a run's config) nor a group/time ``structure`` (its summary.json)."""
+    v = validation or {}
+    return not (v.get("group_column") or v.get("time_column") or v.get("structure") in ("group", "time"))
+
+
+def repeated_id(s: pd.Series, kind: str) -> Optional[tuple[int, float]]:
+    """(distinct values, rows per value) when ``s`` looks like an identifier whose values repeat."""
+    words = _tokens(s.name)
+    if kind not in ("id", "categorical", "numeric") or not words:
+        return None
+    if not (set(words) & ID_TOKENS or words[-1] in ENTITY_TOKENS):
+        return None
+    v = s.dropna()
+    if kind == "numeric":
+        num = pd.to_numeric(v, errors="coerce")
+        if num.isna().any() or not np.all(np.mod(num.to_numpy(dtype=float), 1) == 0):
+            return None  # a measurement (e.g. 'customer_age' is not named so; 'user_score' floats are not IDs)
+    n_ids = int(v.nunique())
+    per = len(v) / max(1, n_ids)
+    return (n_ids, per) if n_ids >= MIN_IDS and per >= REPEATS_PER_ID else None
+
+
+def looks_like_time(s: pd.Series, kind: str) -> bool:
+    """A datetime column, or a numeric one named like a time (date, year, timestamp...) with many values."""
+    if kind == "datetime":
+        return True
+    return kind == "numeric" and bool(set(_tokens(s.name)) & TIME_TOKENS) and s.nunique() >= 10
+
+
+def structure_insights(df: pd.DataFrame, column_types: Dict[str, str],
+                       validation: Optional[Mapping[str, Any]]) -> List[Insight]:
+    """Repeated IDs and time columns, which make plain shuffled k-fold optimistic: only while
+    validation is plain k-fold (no validation.group_column / time_column)."""
+    if not plain_kfold(validation):
+        return []
+    items: List[Insight] = []
+    for col, kind in column_types.items():
+        if col not in df.columns:
+            continue
+        found = repeated_id(df[col], kind)
+        if found:
+            items.append(Insight(
+                "high", "repeated IDs with plain k-fold", col,
+                f"'{col}' looks like an identifier: {found[0]:,} values over {len(df):,} rows ({found[1]:.1f} rows "
+                "each). Shuffled k-fold puts rows of one ID in both training and validation, so validation "
+                "scores are optimistic for new IDs",
+                f"if the model will see new {col} values, use validation.group_column={col} (group-disjoint "
+                "folds and test split)"))
+        elif looks_like_time(df[col], kind):
+            items.append(Insight(
+                "medium", "time column with plain k-fold", col,
+                f"'{col}' holds times; shuffled k-fold validates on rows older than some of its training rows",
+                f"if the model will predict later rows, use validation.time_column={col} (forward-chaining folds; "
+                "the test split is the last period)"))
+    return items
+
+
 def target_insights(y: pd.Series, target: str, problem_type: str, n_folds: int) -> List[Insight]:
     """The target's own problems: a skewed regression target, tiny or imbalanced classes."""
     items: List[Insight] = []
@@ -102,8 +177,10 @@ def target_insights(y: pd.Series, target: str, problem_type: str, n_folds: int) 
 
 
 def find_insights(df: pd.DataFrame, target: str, problem_type: str, column_types: Dict[str, str],
-                  power: Optional[pd.Series] = None, n_folds: int = 5) -> pd.DataFrame:
-    """Every problem found, most severe first (columns: severity, issue, columns, detail, action)."""
+                  power: Optional[pd.Series] = None, n_folds: int = 5,
+                  validation: Optional[Mapping[str, Any]] = None) -> pd.DataFrame:
+    """Every problem found, most severe first (columns: severity, issue, columns, detail, action).
+    ``validation``: the run's ``validation`` config or summary record (None: plain k-fold)."""
     items: List[Insight] = []
     n = len(df)
     power = power if power is not None else pd.Series(dtype=float)
@@ -158,4 +235,5 @@ def find_insights(df: pd.DataFrame, target: str, problem_type: str, column_types
             f"{dup:,} rows ({100 * dup / n:.1f}%) repeat an earlier row exactly",
             "check the data export; duplicates across validation folds make scores optimistic"))
     items += target_insights(df[target].dropna(), target, problem_type, n_folds)
+    items += structure_insights(df, column_types, validation)
     return _frame(items)

@@ -112,6 +112,8 @@ class EarlyStopping:
     params: Callable[[int], Dict[str, Any]]
     fit_kwargs: Callable[[Any, Any, int], Dict[str, Any]]
     rounds_kept: Callable[[Any], int]
+    # The fit keyword that weights the validation rounds ([weights]) when the run has sample weights.
+    eval_weight_key: Optional[str] = None
 
 
 def _xgb_fit_kwargs(X_va, y_va, patience: int) -> Dict[str, Any]:
@@ -130,9 +132,10 @@ def _catboost_fit_kwargs(X_va, y_va, patience: int) -> Dict[str, Any]:
 
 
 XGBOOST_STOPPING = EarlyStopping(lambda n: {"early_stopping_rounds": n}, _xgb_fit_kwargs,
-                                 lambda model: int(model.best_iteration) + 1)
+                                 lambda model: int(model.best_iteration) + 1, "sample_weight_eval_set")
 LIGHTGBM_STOPPING = EarlyStopping(lambda n: {}, _lgbm_fit_kwargs,
-                                  lambda model: int(model.best_iteration_) or int(model.n_estimators))
+                                  lambda model: int(model.best_iteration_) or int(model.n_estimators),
+                                  "eval_sample_weight")
 CATBOOST_STOPPING = EarlyStopping(lambda n: {}, _catboost_fit_kwargs, lambda model: int(model.best_iteration_) + 1)
 
 

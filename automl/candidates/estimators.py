@@ -25,10 +25,11 @@ class RelativeGammaSVR(BaseEstimator):
         self.epsilon = epsilon
         self.gamma_factor = gamma_factor
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         from sklearn.svm import SVR
 
-        self.svr_ = SVR(C=self.C, epsilon=self.epsilon, gamma=relative_gamma(X, self.gamma_factor)).fit(X, y)
+        self.svr_ = SVR(C=self.C, epsilon=self.epsilon, gamma=relative_gamma(X, self.gamma_factor))
+        self.svr_.fit(X, y, sample_weight=sample_weight)
         return self
 
     def predict(self, X):
@@ -83,12 +84,12 @@ class SoftmaxSVC(ClassifierMixin, BaseEstimator):
         self.temperature = temperature
         self.gamma_factor = gamma_factor
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         gamma = relative_gamma(X, self.gamma_factor) if self.gamma_factor is not None else self.gamma
         # "ovo": decision_function gives the pairwise margins, turned into one-vs-rest values by
         # ovr_from_ovo (predict() does not use it)
         self.svc_ = SVC(C=self.C, gamma=gamma, kernel=self.kernel, decision_function_shape="ovo")
-        self.svc_.fit(X, y)
+        self.svc_.fit(X, y, sample_weight=sample_weight)
         self.classes_ = self.svc_.classes_
         return self
 

@@ -1,31 +1,18 @@
 """Turn the ``candidates`` config into concrete candidates for this data, saying why."""
 from __future__ import annotations
 
+import difflib
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
 from automl.candidates.algorithms import get_algorithm
+from automl.candidates.candidate import Candidate  # noqa: F401 (callers import it from here)
 from automl.candidates.check import candidate_space, check_candidate_processing, check_problem_types
 from automl.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Candidate:
-    name: str
-    algorithm: str
-    processing: Dict[str, Any]
-    space: Dict[str, Any]
-    description: str = ""
-    reasons: List[str] = field(default_factory=list)
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {"algorithm": self.algorithm, "description": self.description,
-                "processing": self.processing, "space": self.space}
 
 
 def explain_processing(processing: Dict[str, Any], column_types: Dict[str, str], needs_scaling: bool) -> List[str]:
@@ -60,13 +47,68 @@ def explain_processing(processing: Dict[str, Any], column_types: Dict[str, str],
     return why
 
 
+# ``candidates.include=[...]`` / ``candidates.exclude=[...]`` from the shell are stored as these
+# top-level keys (``candidates`` itself is a dict of candidates: it cannot hold a list).
+FILTER_KEYS = {"include": "candidates_include", "exclude": "candidates_exclude"}
+
+
+def _algorithm_of(spec: Any) -> str:
+    return str(spec.get("algorithm") if isinstance(spec, Mapping) else getattr(spec, "algorithm", ""))
+
+
+def _matches(entry: str, name: str, algorithm: str) -> bool:
+    """A filter entry names a candidate (``dpp0-xgboost``) or its algorithm (``xgboost``)."""
+    return entry in (name, algorithm)
+
+
+def check_filter(candidates: Mapping[str, Any], include: Optional[Sequence[str]],
+                 exclude: Optional[Sequence[str]]) -> None:
+    """Every ``candidates.include``/``candidates.exclude`` entry must name a candidate or the
+    algorithm of one; else a one-line error naming the closest and the valid names."""
+    algorithms = {name: _algorithm_of(spec) for name, spec in candidates.items()}
+    valid = sorted(set(algorithms) | set(algorithms.values()))
+    for key, entries in (("include", include), ("exclude", exclude)):
+        for entry in entries or []:
+            if any(_matches(str(entry), n, a) for n, a in algorithms.items()):
+                continue
+            near = difflib.get_close_matches(str(entry), valid, n=1, cutoff=0.5)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            raise ConfigError(f"candidates.{key}: '{entry}' is neither a candidate nor the algorithm of one{hint}; "
+                              f"valid names: {', '.join(valid)}")
+
+
+def filter_reasons(candidates: Mapping[str, Any], include: Optional[Sequence[str]],
+                   exclude: Optional[Sequence[str]]) -> Dict[str, str]:
+    """``{name: why}`` for the candidates that ``candidates.include``/``exclude`` leave out.
+    ``include`` keeps only the candidates it names (by name or algorithm), ``exclude`` then drops
+    those it names."""
+    check_filter(candidates, include, exclude)
+    out: Dict[str, str] = {}
+    for name, spec in candidates.items():
+        algorithm = _algorithm_of(spec)
+        if include and not any(_matches(str(e), name, algorithm) for e in include):
+            out[name] = f"not named by candidates.include={list(include)}"
+        elif exclude and any(_matches(str(e), name, algorithm) for e in exclude):
+            out[name] = f"named by candidates.exclude={list(exclude)}"
+    return out
+
+
 def generate_candidates(cfg: DictConfig, problem_type: str, n_rows: int, column_types: Dict[str, str]) -> tuple[List[Candidate], Dict[str, str]]:
-    """Candidates that apply to this problem, and the reasons the others were skipped."""
+    """Candidates that apply to this problem, and the reasons the others were skipped.
+
+    ``candidates.include`` names the candidates to run (a disabled one it names is switched on);
+    ``candidates.exclude`` names candidates to leave out; both by candidate or algorithm name."""
     chosen: List[Candidate] = []
-    skipped: Dict[str, str] = {}
+    include, exclude = cfg.get(FILTER_KEYS["include"]), cfg.get(FILTER_KEYS["exclude"])
+    skipped: Dict[str, str] = filter_reasons(cfg.candidates, include, exclude)
     for name, cc in cfg.candidates.items():
+        if name in skipped:
+            continue
         cc = OmegaConf.to_container(cc, resolve=True)
         algo = get_algorithm(cc["algorithm"])
+        if include and not cc.get("enabled", True):
+            log.info("candidate %s is disabled in its config but named by candidates.include: it runs", name)
+            cc["enabled"] = True
         if not cc.get("enabled", True):
             skipped[name] = "disabled in its config (enabled: false)"
             continue
@@ -90,8 +132,8 @@ def generate_candidates(cfg: DictConfig, problem_type: str, n_rows: int, column_
         cand = Candidate(name, cc["algorithm"], processing, space, cc.get("description", "") or algo.description)
         cand.reasons = explain_processing(processing, column_types, algo.needs_scaling)
         chosen.append(cand)
-    for name, why in skipped.items():
-        log.info("candidate %s skipped: %s", name, why)
+    for name, why in skipped.items():  # switched off in the config: said at debug level only
+        (log.debug if why.startswith("disabled in its config") else log.info)("candidate %s skipped: %s", name, why)
     if not chosen:
         raise ConfigError(
             "no candidate applies to this data"

@@ -155,9 +155,33 @@ def validate_monitor(cfg: MonitorConfig) -> None:
         raise ConfigError(f"interval_s must be a positive number of seconds; got '{cfg.interval_s}'")
 
 
+# ----------------------------------------------------------------------------- export
+EXPORT_FORMATS = ("onnx",)
+
+
+@dataclass
+class ExportConfig:
+    run_dir: Optional[str] = field(default=None, metadata=RAW)  # the run folder (required)
+    trial: Optional[str] = field(default=None, metadata=RAW)  # trial id (null: the run's model)
+    format: str = "onnx"  # onnx: the whole pipeline, processing included (pip install 'automl[onnx]')
+    output: Optional[str] = field(default=None, metadata=RAW)  # the file to write, e.g. model.onnx (required)
+    overwrite: bool = False  # replace an existing output
+    allow_pickle: bool = False  # load pickled models of earlier releases (trusted sources only)
+    verbose: bool = False  # show tracebacks on errors
+
+
+def validate_export(cfg: ExportConfig) -> None:
+    for key in ("run_dir", "output"):
+        if not getattr(cfg, key):
+            raise ConfigError(f"`automl export` needs {key}=...; e.g. automl export run_dir=DIR format=onnx output=model.onnx")
+    if cfg.format not in EXPORT_FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(EXPORT_FORMATS)}; got {cfg.format!r}")
+
+
 # ----------------------------------------------------------------------------- one path
-SCHEMAS: Dict[str, type] = {"predict": PredictConfig, "serve": ServeConfig, "monitor": MonitorConfig}
-_CHECKS: Dict[str, Callable[[Any], None]] = {"predict": validate_predict, "serve": validate_serve,
+SCHEMAS: Dict[str, type] = {"predict": PredictConfig, "serve": ServeConfig, "monitor": MonitorConfig,
+                            "export": ExportConfig}
+_CHECKS: Dict[str, Callable[[Any], None]] = {"export": validate_export, "predict": validate_predict, "serve": validate_serve,
                                             "monitor": validate_monitor}
 
 

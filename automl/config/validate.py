@@ -32,9 +32,15 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"budget.time_limit_s must be positive; got {cfg.budget.time_limit_s}")
     if cfg.data.test_fraction is not None and not 0 <= cfg.data.test_fraction < 1:
         raise ConfigError(f"data.test_fraction must be in [0, 1); got {cfg.data.test_fraction}")
+    if cfg.sweep.parallel < 1:
+        raise ConfigError(f"sweep.parallel must be at least 1 (sweep points run at once); got {cfg.sweep.parallel}")
     _check_validation(cfg)
     _check_search(cfg)
     _check_select(cfg)
+    from automl.tracking import check_tracking  # tracking=mlflow without mlflow: the install line
+
+    check_tracking(cfg.get("tracking"))
+    _check_choices(cfg)
     from automl.metrics import check_metric_name
 
     check_metric_name(cfg.metric, cfg.problem_type)
@@ -52,6 +58,27 @@ def _check_validation(cfg: DictConfig) -> None:
             raise ConfigError(f"validation.{key} must be 0 or more; got {cfg.validation[key]}")
     if not 0 <= cfg.validation.rerank_share < 1:
         raise ConfigError(f"validation.rerank_share must be in [0, 1); got {cfg.validation.rerank_share}")
+    _check_row_roles(cfg)
+
+
+def _check_row_roles(cfg: DictConfig) -> None:
+    """data.weight_column / data.weights and validation.group_column / time_column (docs/validation.md)."""
+    d, v = cfg.data, cfg.validation
+    if d.get("weights") not in (None, "balanced"):
+        raise ConfigError(f"data.weights must be 'balanced' or null; got '{d.weights}'. For per-row weights use "
+                          "data.weight_column=COL")
+    if d.get("weights") and d.get("weight_column"):
+        raise ConfigError("data.weights=balanced and data.weight_column both set the sample weights; pass only one")
+    if d.get("weights") and cfg.problem_type == "regression":
+        raise ConfigError("data.weights=balanced weighs classes, but problem_type=regression; use "
+                          "data.weight_column=COL, or drop data.weights")
+    if v.get("group_column") and v.get("time_column"):
+        raise ConfigError("validation.group_column and validation.time_column are both set; pass only one "
+                          "(groups: group-disjoint folds; time: forward-chaining folds)")
+    for key, col in (("data.weight_column", d.get("weight_column")), ("validation.group_column", v.get("group_column")),
+                     ("validation.time_column", v.get("time_column"))):
+        if col is not None and str(col) == str(d.target):
+            raise ConfigError(f"{key} '{col}' is the target (data.target); name another column")
 
 
 def _check_search(cfg: DictConfig) -> None:
@@ -65,7 +92,7 @@ def _check_search(cfg: DictConfig) -> None:
 
 
 def _check_select(cfg: DictConfig) -> None:
-    from automl.selection import FINAL_MODEL_KINDS, GATES
+    from automl.selection import CALIBRATIONS, FINAL_MODEL_KINDS, GATES
 
     sel = cfg.select
     if sel.final_model not in FINAL_MODEL_KINDS:
@@ -76,3 +103,20 @@ def _check_select(cfg: DictConfig) -> None:
         raise ConfigError(f"select.gate_confidence must be in [0.5, 1); got {sel.gate_confidence}")
     if sel.gate_resamples < 10:
         raise ConfigError(f"select.gate_resamples must be at least 10; got {sel.gate_resamples}")
+    if sel.calibration not in CALIBRATIONS:
+        raise ConfigError(f"select.calibration must be one of {', '.join(CALIBRATIONS)}; got '{sel.calibration}'")
+
+
+def _check_choices(cfg: DictConfig) -> None:
+    """Feature, candidate and constraint choices (issue 18): what can be checked before reading data."""
+    from automl.candidates.generate import check_filter
+    from automl.data.columns import check_feature_keys
+
+    check_feature_keys(cfg.data.get("features"), list(cfg.data.get("exclude") or []), dict(cfg.data.get("types") or {}))
+    if not cfg.get("candidates_dir"):  # a candidates_dir is read and checked at the start of the fit (runner.fit)
+        check_filter(cfg.candidates, cfg.get("candidates_include"), cfg.get("candidates_exclude"))
+    for key in ("max_latency_ms", "max_size_mb"):
+        value = cfg.select.get(key)
+        if value is not None and not value > 0:
+            raise ConfigError(f"select.{key} must be a positive number; got {value}. Fix: a bound above 0, or null")
+

@@ -36,5 +36,5 @@ def compact_features(X: pd.DataFrame, column_types: Dict[str, str]) -> pd.DataFr
             out[col] = s
     compact = pd.DataFrame(out, index=X.index)
     after = int(compact.memory_usage(deep=True).sum())
-    log.info("feature table: %.0f MB in memory (%.0f MB before compaction)", after / 1e6, before / 1e6)
+    log.debug("feature table: %.0f MB in memory (%.0f MB before compaction)", after / 1e6, before / 1e6)
     return compact

@@ -11,6 +11,8 @@ from typing import Dict
 import numpy as np
 import pandas as pd
 
+from automl.errors import DataError
+
 COLUMN_TYPES = ("numeric", "categorical", "boolean", "text", "datetime", "id", "constant")
 FEATURE_TYPES = ("numeric", "categorical", "boolean", "text", "datetime")
 _BOOL_TOKENS = {"true", "false", "yes", "no", "t", "f", "y", "n"}
@@ -71,3 +73,40 @@ def infer_column_type(s: pd.Series) -> str:
 
 def infer_column_types(df: pd.DataFrame) -> Dict[str, str]:
     return {str(c): infer_column_type(df[c]) for c in df.columns}
+
+
+# What ``data.types`` may set a column to (the inferred-only kinds id and constant are not features).
+TYPE_CHOICES = FEATURE_TYPES
+_MIN_PARSED = 0.9  # a datetime override needs this share of a column's values to parse as dates
+
+
+def _bad_value(s: pd.Series, ok: pd.Series) -> str:
+    bad = s[s.notna() & ~ok]
+    return repr(bad.iloc[0]) if len(bad) else ""
+
+
+def check_override(s: pd.Series, kind: str) -> None:
+    """Refuse a ``data.types`` override that the column's values cannot take: one line naming
+    the column, a value that does not fit and the fix."""
+    values = s.dropna()
+    if kind == "numeric" and not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
+        parsed = pd.to_numeric(values.astype(str).str.strip(), errors="coerce")
+        if parsed.isna().any():
+            raise DataError(f"data.types.{s.name}=numeric, but the column holds non-numbers such as "
+                            f"{_bad_value(values, parsed.notna())}; give it another type (categorical, text) or "
+                            "clean the column")
+    elif kind == "datetime" and len(values) and not pd.api.types.is_datetime64_any_dtype(values):
+        parsed = _parse_dates(values.astype(str))
+        if parsed.notna().mean() < _MIN_PARSED:
+            raise DataError(f"data.types.{s.name}=datetime, but only {parsed.notna().mean():.0%} of its values "
+                            f"parse as dates (e.g. not {_bad_value(values, parsed.notna())}); give it another type "
+                            "or clean the column")
+
+
+def apply_type_overrides(df: pd.DataFrame, inferred: Dict[str, str], overrides: Dict[str, str]) -> Dict[str, str]:
+    """``inferred`` with the ``data.types`` overrides applied, each checked against its column."""
+    types = dict(inferred)
+    for col, kind in overrides.items():
+        check_override(df[col], kind)
+        types[str(col)] = kind
+    return types

@@ -36,6 +36,8 @@ DEFAULT_MONITORING: Dict[str, Dict[str, Any]] = {
     "missing_column_check": {"enabled": True},
     "extra_column_check": {"enabled": True},
     "categorical_values_check": {"enabled": True, "max_unknown_fraction": 0.05},
+    # Off by default: the features' mean-|SHAP| ranking against baseline/attributions.json (NDCG at k).
+    "attribution_drift_check": {"enabled": False, "k": 10, "threshold": 0.9, "max_rows": 500},
     "significance_level": 0.001,
 }
 
@@ -231,6 +233,6 @@ def write_baseline(out: str, X: pd.DataFrame, column_types: Dict[str, str], stor
         log.warning("could not write the monitoring baseline (%s: %s); `automl monitor` will rebuild it "
                     "from %s", type(exc).__name__, exc, TRAIN_DATA_FILE)
         return False
-    log.info("monitoring baseline of %d features written to %s/ in %.2f s", len(constraints["features"]),
+    log.debug("monitoring baseline of %d features written to %s/ in %.2f s", len(constraints["features"]),
              BASELINE_DIR, time.time() - started)
     return True

@@ -22,11 +22,13 @@ from scipy import special
 
 from automl.data.columns import missing_columns
 from automl.errors import ConfigError, DataError
+from automl.explain.drift import ndcg_at_k, ranking
 from automl.monitor.baseline import (DEFAULT_MONITORING, FALSE_TOKENS, TRUE_TOKENS, as_booleans, as_categories,
                                      dataset_statistics, missing_mask)
 
 CHECKS = ("data_type_check", "completeness_check", "baseline_drift_check", "missing_column_check",
-          "extra_column_check", "categorical_values_check")
+          "extra_column_check", "categorical_values_check", "attribution_drift_check")
+ATTRIBUTIONS = "feature attributions"  # the feature_name of an attribution_drift_check violation
 NUMERIC_METHODS = ("psi", "ks", "linf")
 CATEGORICAL_METHODS = ("linf", "psi")
 _BOOLEAN_TOKENS = TRUE_TOKENS | FALSE_TOKENS
@@ -79,6 +81,11 @@ def monitoring_config(constraints: Dict[str, Any]) -> Dict[str, Any]:
     if drift["categorical_method"] not in CATEGORICAL_METHODS:
         raise ConfigError(f"constraints.json: monitoring.baseline_drift_check.categorical_method is "
                           f"'{drift['categorical_method']}'; use one of {', '.join(CATEGORICAL_METHODS)}")
+    attr = cfg["attribution_drift_check"]
+    if isinstance(attr["k"], bool) or not isinstance(attr["k"], int) or attr["k"] < 1 \
+            or not isinstance(attr["threshold"], (int, float)) or not 0 < attr["threshold"] <= 1:
+        raise ConfigError(f"constraints.json: monitoring.attribution_drift_check needs an integer k >= 1 and a "
+                          f"threshold in (0, 1]; got k={attr['k']!r}, threshold={attr['threshold']!r}")
     alpha = cfg["significance_level"]
     if not isinstance(alpha, (int, float)) or not 0 < alpha <= 1:
         raise ConfigError(f"constraints.json: monitoring.significance_level must be in (0, 1]; got {alpha!r}")
@@ -202,9 +209,26 @@ def categorical_values_check(values: pd.Series, name: str, domain: List[Any], ch
                      {"new_values": {str(k): int(v) for k, v in new.head(20).items()}})
 
 
+def attribution_drift_check(attributions: Dict[str, Any], check: Dict[str, Any]) -> Optional[Violation]:
+    """The live batch's ranking of the features by mean |SHAP| against the baseline's: NDCG at k
+    below the threshold fires (``attributions``: ``baseline`` and ``live``, feature -> mean |SHAP|)."""
+    base, live = attributions["baseline"], attributions["live"]
+    k, threshold = int(check["k"]), float(check["threshold"])
+    score = ndcg_at_k(base, live, k)
+    attributions.update({"ndcg": score, "k": k, "threshold": threshold})
+    if score >= threshold:
+        return None
+    shown = lambda d: ", ".join(f"{f} {float(d[f]):.3g}" for f in ranking(d)[:3])  # noqa: E731
+    return Violation(ATTRIBUTIONS, "attribution_drift_check",
+                     f"NDCG@{k} of the features' mean |SHAP| ranking is {score:.3f}, below the threshold "
+                     f"{threshold:g} ({attributions.get('n_rows', '?')} rows explained): live top {shown(live)}; "
+                     f"baseline top {shown(base)}", dict(attributions))
+
+
 def check_batch(df: pd.DataFrame, statistics: Dict[str, Any], constraints: Dict[str, Any],
-                source: str = "") -> CheckResult:
-    """Run every enabled check of ``constraints`` on ``df``."""
+                source: str = "", attributions: Optional[Dict[str, Any]] = None) -> CheckResult:
+    """Run every enabled check of ``constraints`` on ``df``. ``attributions`` (baseline and live mean
+    |SHAP| per feature, see automl/monitor/attribution.py) feed attribution_drift_check."""
     cfg = monitoring_config(constraints)
     dup = df.columns[df.columns.duplicated()].tolist()
     if dup:
@@ -255,6 +279,10 @@ def check_batch(df: pd.DataFrame, statistics: Dict[str, Any], constraints: Dict[
                 distances[name] = d
                 if d["violated"]:
                     violations.append(Violation(name, "baseline_drift_check", d["description"], d))
+    if attributions is not None and cfg["attribution_drift_check"]["enabled"]:
+        v = attribution_drift_check(attributions, cfg["attribution_drift_check"])
+        violations += [v] if v else []
+        batch_stats["feature_attributions"] = {k: attributions[k] for k in ("ndcg", "k", "threshold", "live")}
     order = {c: i for i, c in enumerate(CHECKS)}
     names: Dict[str, int] = {}
     for n in list(features) + columns:

@@ -29,11 +29,13 @@ from automl import artifacts as art
 from automl.config.commands import compose_command
 from automl.errors import ArtifactError, ConfigError, DataError
 from automl.monitor.baseline import CONSTRAINTS_FILE, STATISTICS_FILE, build_baseline
+from automl.monitor.attribution import live_attributions
 from automl.monitor.checks import CheckResult, check_batch, monitoring_config
 from automl.monitor.report import render_report
 from automl.monitor.sources import file_info, list_data_files, read_batch
 from automl.redact import redact_text, register_secrets
-from automl.rundir.layout import MONITORING_DIR, TRAIN_DATA_FILE, is_capture_file_name
+from automl.rundir.layout import MONITORING_DIR, SUMMARY_FILE, TRAIN_DATA_FILE, is_capture_file_name
+from automl.rundir.summary import has_summary, read_summary
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +53,13 @@ def load_baseline(run_dir: str, constraints_url: Optional[str] = None,
     """(statistics, constraints) of a run; a run without ``baseline/`` gets one from its training rows."""
     so = storage_options or {}
     stats_url = art.join(run_dir, STATISTICS_FILE)
-    if not art.exists(art.join(run_dir, art.SUMMARY_FILE), so):
-        raise ArtifactError(f"run_dir: {run_dir} is not a finished run folder (no {art.SUMMARY_FILE}); "
+    if not has_summary(run_dir, so):
+        raise ArtifactError(f"run_dir: {run_dir} is not a finished run folder (no {SUMMARY_FILE}); "
                             f"pass the folder an `automl fit` run wrote")
     if not art.exists(stats_url, so):
-        summary = art.read_json(art.join(run_dir, art.SUMMARY_FILE), so)
+        summary = read_summary(run_dir, so)
         train = pd.read_parquet(io.BytesIO(art.read_bytes(art.join(run_dir, TRAIN_DATA_FILE), so)))
-        target = summary.get("target")
-        types = summary.get("column_types") or {}
+        target, types = summary.target, summary.column_types
         stats, cons = build_baseline(train.drop(columns=[target], errors="ignore"), types, target=target)
         art.write_json(stats_url, stats, so)
         art.write_json(art.join(run_dir, CONSTRAINTS_FILE), cons, so)
@@ -95,7 +96,8 @@ def check_files(files: List[str], stats: Dict[str, Any], cons: Dict[str, Any], o
     if len(df) == 0:
         return None
     source = files[0] if len(files) == 1 else f"{len(files)} files"
-    result = check_batch(df, stats, cons, source=source)
+    attributions = live_attributions(str(meta.get("run_dir")), cons, df, storage_options)  # None unless enabled
+    result = check_batch(df, stats, cons, source=source, attributions=attributions)
     result.statistics["dataset"]["files"] = files
     so = storage_options or {}
     violations = [v.to_dict() for v in result.violations]

@@ -19,7 +19,8 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from automl import artifacts as art
-from automl.rundir.layout import CANDIDATES_DIR, CANDIDATES_NOTEBOOK, CONFIG_FILE, DATA_DIR, EXPLORATION_NOTEBOOK
+from automl.rundir.layout import (CANDIDATES_DIR, CANDIDATES_NOTEBOOK, CONFIG_FILE, DATA_DIR, EXPLORATION_NOTEBOOK,
+                                  SUMMARY_FILE)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,24 @@ target, problem_type = summary["target"], summary["problem_type"]
 column_types = summary["column_types"]
 seed = config.get("seed", 0)
 print(f"{len(df):,} rows x {df.shape[1]} columns; target {target!r}; problem type {problem_type}")"""
+
+
+_EXPLAIN = """\
+import os
+import matplotlib.pyplot as plt
+import automl
+
+if os.path.exists("model.skops"):  # the finished run folder
+    run = automl.load(".")
+    rows = df.drop(columns=[summary["target"]]).sample(min(200, len(df)), random_state=0)
+    contributions = run.explain(rows)   # one row per row, one column per input column, base_value
+    print(contributions.attrs["method"], "| output space:", contributions.attrs["space_description"])
+    features = list(run.model.feature_columns)
+    contributions[features].abs().mean().sort_values().tail(20).plot.barh(title="mean |contribution|")
+    plt.show()
+    display(contributions.head())
+else:
+    print("No model yet (this notebook is written before training): run this cell in the finished run folder")"""
 
 
 def _metadata() -> Dict[str, Any]:
@@ -80,7 +99,8 @@ def exploration_notebook(summary: Dict[str, Any]) -> nbformat.NotebookNode:
         new_code_cell("corr = analysis.top_correlations(df, power, column_types, seed=seed)\ndisplay(corr)\n"
                       "plots.plot_correlations(corr)\nplt.show()"),
         new_markdown_cell("## 6. Insights\nProblems found, most severe first, each with a suggested action."),
-        new_code_cell("insights = analysis.find_insights(df, target, problem_type, column_types, power)\n"
+        new_code_cell("insights = analysis.find_insights(df, target, problem_type, column_types, power,\n"
+                      "                                  validation=config.get('validation'))\n"
                       "pd.set_option('display.max_colwidth', None)\n"
                       "insights if len(insights) else 'no problems found'"),
     ]
@@ -125,6 +145,10 @@ def candidates_notebook(summary: Dict[str, Any], names: List[str]) -> nbformat.N
                           "search_space_table(cand, problem_type)"),
         ]
     cells += [
+        new_markdown_cell("## Explain the final model\nPer-feature contributions (SHAP values) of the model "
+                          "`automl fit` chose, one per input column, as report.html shows them (docs/explain.md). "
+                          "The notebook is written before training, so run this cell once the fit has finished."),
+        new_code_cell(_EXPLAIN),
         new_markdown_cell("## Train one candidate end to end\nThe cheapest candidate, at its search space's start "
                           "values, cross-validated exactly as a search trial is (`automl.search.trial.evaluate`); "
                           "on up to 2,000 rows so this runs in seconds (`max_rows=None` uses all rows). "
@@ -145,7 +169,7 @@ def _local_path(url: str) -> Optional[str]:
 
 def _stage(out: str, so: Dict[str, Any], summary: Dict[str, Any], workdir: str) -> None:
     """A local folder the cells can read: summary.json as it stands, and the run's files."""
-    with open(os.path.join(workdir, art.SUMMARY_FILE), "w") as fh:
+    with open(os.path.join(workdir, SUMMARY_FILE), "w") as fh:
         json.dump(summary, fh, indent=2, default=art._jsonable)
     local = _local_path(out)
     for rel in (CONFIG_FILE, DATA_DIR, CANDIDATES_DIR):
@@ -189,5 +213,5 @@ def write_notebooks(out: str, so: Dict[str, Any], summary: Dict[str, Any], stric
         log.warning("notebooks not written (%s: %s); the run goes on", type(exc).__name__,
                     str(exc).strip().splitlines()[0] if str(exc).strip() else "")
         return []
-    log.info("wrote %s in %.1f s", " and ".join(u.rsplit("/", 1)[-1] for u in written), time.time() - started)
+    log.debug("wrote %s in %.1f s", " and ".join(u.rsplit("/", 1)[-1] for u in written), time.time() - started)
     return written

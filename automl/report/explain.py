@@ -1,4 +1,6 @@
-"""The chosen model on validation data: its out-of-fold predictions and permutation importance.
+"""The chosen model on validation data: its out-of-fold predictions, permutation importance, and
+its SHAP explanations (``explanations_section``: mean |contribution| per feature and local
+explanations of the rows it gets most wrong).
 
 Plots of the chosen model use the out-of-fold predictions the search saved
 (``trials/<id>/oof.npy``; for an ensemble, the weighted sum of its members'), so every row is
@@ -10,12 +12,15 @@ training rows (at most ``MAX_FIT_ROWS``) and features are shuffled on the rest (
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
+
+if TYPE_CHECKING:
+    from automl.report.context import ReportContext
 
 
 MAX_FIT_ROWS = 20_000
@@ -26,7 +31,7 @@ PREDICT_BUDGET_S = 1.5
 
 def load_oof(out: str, so: Dict[str, Any], best: Dict[str, Any]) -> Optional[np.ndarray]:
     """Out-of-fold predictions of the chosen model (``None`` when the run kept none)."""
-    from automl.finalize import load_oof as load_trial_oof
+    from automl.rundir.trials import load_oof as load_trial_oof
 
     def one(trial_id: str) -> Optional[np.ndarray]:
         return load_trial_oof(out, str(trial_id), so)
@@ -61,7 +66,7 @@ def permutation(bundle: Any, df: pd.DataFrame, y: np.ndarray, metric: str, pos_i
     from sklearn.inspection import permutation_importance
 
     from automl.metrics import get_metric
-    from automl.search.trial import predict_matrix
+    from automl.candidates.pipeline import predict_matrix
 
     problem_type = bundle.problem_type
     n_classes = len(bundle.classes)
@@ -102,3 +107,113 @@ def permutation(bundle: Any, df: pd.DataFrame, y: np.ndarray, metric: str, pos_i
     facts = {"model": what, "fit_rows": int(len(idx_fit)), "eval_rows": int(len(idx_eval)), "repeats": int(n_repeats),
              "baseline": baseline}
     return table, facts
+
+
+# ----------------------------------------------------------------------------- SHAP explanations
+MAX_LOCAL_ROWS = 3  # local explanations shown: the worst-predicted training rows
+LOCAL_FEATURES = 8  # contributions drawn per local explanation
+SUMMARY_FEATURES = 20  # features in the mean |contribution| plot
+
+
+def _global_attributions(out: str, so: Dict[str, Any], df: pd.DataFrame, bundle: Any, explainer: Any) -> Dict[str, Any]:
+    """Mean |contribution| per feature: the run's ``baseline/attributions.json`` when it is the chosen
+    model's, else computed here on the same number of training rows."""
+    from automl.monitor.attribution import ATTRIBUTION_ROWS, attribution_summary, read_attribution_baseline
+
+    doc = read_attribution_baseline(out, so)
+    if doc and str(doc.get("trial_id")) == str(bundle.trial_id) and doc.get("features"):
+        return doc
+    return attribution_summary(explainer, df, ATTRIBUTION_ROWS)
+
+
+def worst_rows(y: np.ndarray, pred: Optional[np.ndarray], problem_type: str, n: int = MAX_LOCAL_ROWS) -> List[int]:
+    """Positions of up to ``n`` rows the model gets most wrong: misclassified rows by the confidence of
+    the wrong class, or rows by absolute error (``pred``: out-of-fold predictions; None: none)."""
+    if pred is None or len(pred) != len(y):
+        return []
+    if problem_type == "regression":
+        err = np.abs(np.asarray(pred, dtype=float) - y)
+        err[~np.isfinite(err)] = -1
+        return [int(i) for i in np.argsort(-err, kind="stable")[:n] if err[i] >= 0]
+    covered = ~np.isnan(pred[:, 0])
+    wrong = covered & (np.argmax(np.nan_to_num(pred), axis=1) != y)
+    confidence = np.where(wrong, np.nan_to_num(pred).max(axis=1), -1.0)
+    return [int(i) for i in np.argsort(-confidence, kind="stable")[:n] if confidence[i] >= 0]
+
+
+def summary_figure(means: Dict[str, float], space: str, k: int = SUMMARY_FEATURES):
+    """Bar plot of the mean |contribution| of the top ``k`` features."""
+    from automl.analysis.plots import pyplot
+
+    plt = pyplot()
+    top = sorted(means.items(), key=lambda kv: -kv[1])[:k][::-1]
+    fig, ax = plt.subplots(figsize=(6, max(2.0, 0.3 * len(top) + 0.9)))
+    ax.barh([str(f) for f, _ in top], [v for _, v in top], color="#4c72b0")
+    ax.set_xlabel(f"mean |contribution| ({space})")
+    ax.set_title("SHAP summary: mean |contribution| per feature")
+    return fig
+
+
+def local_figure(row: pd.Series, contrib: pd.Series, base: float, title: str, space: str, k: int = LOCAL_FEATURES):
+    """One row's largest contributions (red raises the output, blue lowers it), each labelled with its value."""
+    from automl.analysis.plots import pyplot
+
+    plt = pyplot()
+    top = contrib.reindex(contrib.abs().sort_values(ascending=False).index[:k])[::-1]
+    fig, ax = plt.subplots(figsize=(6, max(2.0, 0.3 * len(top) + 1.0)))
+    labels = [f"{f} = {str(row.get(f))[:24]}" for f in top.index]
+    ax.barh(labels, top.to_numpy(dtype=float), color=["#c44e52" if v > 0 else "#4c72b0" for v in top])
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel(f"contribution to the {space} (base value {base:.4g}, output {base + float(contrib.sum()):.4g})")
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def explanations_section(ctx: "ReportContext") -> str:
+    """The report's "Explanations" section: the SHAP summary and local explanations of the rows the
+    model gets most wrong (out of fold). Never fails the report: a problem becomes a note."""
+    from automl.report import figures as F
+    from automl.report.html import esc, section
+
+    if ctx.bundle is None:
+        return ""
+    try:
+        body = _explanations_body(ctx, F.img)
+    except Exception as exc:  # explanations are a nice-to-have; say why they are missing
+        body = f'<p class="note">Explanations not computed: {esc(type(exc).__name__)}: {esc(exc)}</p>'
+    return section("Explanations", body, "explanations")
+
+
+def _explanations_body(ctx: "ReportContext", img: Any) -> str:
+    from automl.explain import BASE_COLUMN, CLASS_COLUMN, Explainer
+    from automl.explain.explainer import SPACES
+    from automl.report.html import esc, figures
+
+    bundle, df, oof = ctx.bundle, ctx.df, ctx.oof
+    explainer = Explainer(bundle, background=df)
+    if not explainer.affordable(ctx.deadline):
+        return ('<p class="note">Explanations skipped to keep the run within its budget: this model has no '
+                "exact method and the agnostic estimate takes seconds per row. <code>run.explain(df)</code> "
+                "computes them; see docs/explain.md.</p>")
+    glob = _global_attributions(ctx.out, ctx.so, df, bundle, explainer)
+    space = SPACES.get(glob["space"], glob["space"])
+    figs = [(img(summary_figure(glob["features"], glob["space"]), "shap summary"),
+             f"Mean |contribution| over {glob['n_rows']:,} training rows: {glob['method']}; output space: {space}.")]
+    rows = worst_rows(ctx.y, oof, bundle.problem_type)
+    table = explainer.frame(df.iloc[rows]) if rows else None
+    for n, i in enumerate(rows):
+        row = df.iloc[i]
+        guess = (f"{float(oof[i]):.4g}" if bundle.problem_type == "regression"
+                 else str(bundle.classes[int(np.argmax(oof[i]))]))
+        explained = f"; explaining class {table[CLASS_COLUMN].iloc[n]}" if CLASS_COLUMN in table else ""
+        title = f"training row {i}: actual {row[bundle.target]}, out-of-fold prediction {guess}{explained}"
+        fig = local_figure(row, table[explainer.columns].iloc[n], float(table[BASE_COLUMN].iloc[n]), title,
+                           table.attrs["space"])
+        figs.append((img(fig, f"local explanation {n + 1}"),
+                     "The largest contributions for a row the model gets wrong out of fold"
+                     + (" (largest error)." if bundle.problem_type == "regression" else " (misclassified).")))
+    note = ('<p class="note">Per-feature contributions (SHAP values) of the chosen model, one per input column '
+            "(the one-hot columns and missing indicator of a column summed). A row's base value plus its "
+            f"contributions is the model's output ({esc(space)}). <code>run.explain(df)</code> reproduces them; "
+            "see docs/explain.md.</p>")
+    return note + figures(figs)

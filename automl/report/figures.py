@@ -29,16 +29,55 @@ def _colors(names: Sequence[str]) -> Dict[str, str]:
     return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(sorted(set(names)))}
 
 
+def useful_range(values: np.ndarray, greater_is_better: bool) -> tuple[float, float]:
+    """Score-axis limits that keep the bulk of the trials and the best in view: the bad side stops
+    at the quartile's Tukey fence (3 interquartile ranges) when outliers lie beyond it."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return 0.0, 1.0
+    lo, hi = float(v.min()), float(v.max())
+    q1, q3 = np.percentile(v, [25, 75])
+    if len(v) >= 4 and q3 > q1:
+        if greater_is_better:
+            lo = max(lo, float(q1 - 3 * (q3 - q1)))
+        else:
+            hi = min(hi, float(q3 + 3 * (q3 - q1)))
+    pad = 0.06 * (hi - lo) if hi > lo else max(abs(hi) * 0.01, 1e-3)
+    return lo - pad, hi + pad
+
+
+def _clipped(values: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """(values pinned into [lo, hi], which were out of it)."""
+    v = np.asarray(values, dtype=float)
+    return np.clip(v, lo, hi), (v < lo) | (v > hi)
+
+
+def _note_clipped(ax, n: int) -> None:
+    if n:
+        ax.text(0.99, 0.02, f"{n} trial(s) outside the range, drawn at its edge as \u25bd", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=7, color="#555")
+
+
 def objective_by_trial(lb: pd.DataFrame, metric: str, greater_is_better: bool):
-    """Each completed trial's validation score in the order trials ran, and the best so far."""
+    """Each completed trial's validation score in the order trials ran, and the best so far; the
+    score axis keeps to the useful range (outliers drawn at its edge)."""
     plt = pyplot()
     done = lb[lb["status"] == "completed"].sort_values("trial_number")
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    lo, hi = useful_range(done["objective"].to_numpy(dtype=float), greater_is_better)
     colors = _colors(done["candidate"].astype(str))
+    n_out = 0
     for cand, part in done.groupby(done["candidate"].astype(str)):
-        ax.scatter(part["trial_number"], part["objective"], s=22, color=colors[cand], label=cand)
+        y, out = _clipped(part["objective"].to_numpy(dtype=float), lo, hi)
+        x = part["trial_number"].to_numpy()
+        ax.scatter(x[~out], y[~out], s=22, color=colors[cand], label=cand)
+        ax.scatter(x[out], y[out], s=30, marker="v", facecolors="none", edgecolors=colors[cand])
+        n_out += int(out.sum())
     best = done["objective"].cummax() if greater_is_better else done["objective"].cummin()
     ax.step(done["trial_number"], best, where="post", color="black", lw=1.2, label="best so far")
+    ax.set_ylim(lo, hi)
+    _note_clipped(ax, n_out)
     ax.set_xlabel("trial number")
     ax.set_ylabel(f"validation {metric}")
     ax.set_title("objective against trial number")
@@ -46,18 +85,26 @@ def objective_by_trial(lb: pd.DataFrame, metric: str, greater_is_better: bool):
     return fig
 
 
-def scores_by_candidate(lb: pd.DataFrame, metric: str):
-    """The spread of validation scores of each candidate's trials."""
+def scores_by_candidate(lb: pd.DataFrame, metric: str, greater_is_better: bool = True):
+    """The spread of validation scores of each candidate's trials (score axis: the useful range)."""
     plt = pyplot()
     done = lb[lb["status"] == "completed"]
     names = sorted(done["candidate"].astype(str).unique())
     fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(names) + 1.4))
     data = [done.loc[done["candidate"].astype(str) == n, "objective"].to_numpy(dtype=float) for n in names]
+    lo, hi = useful_range(done["objective"].to_numpy(dtype=float), greater_is_better)
     ax.boxplot(data, vert=False, widths=0.5)
     colors = _colors(names)
     rng = np.random.default_rng(0)
+    n_out = 0
     for i, (n, d) in enumerate(zip(names, data), start=1):
-        ax.scatter(d, i + rng.uniform(-0.12, 0.12, len(d)), s=14, color=colors[n], zorder=3)
+        x, out = _clipped(d, lo, hi)
+        jitter = i + rng.uniform(-0.12, 0.12, len(d))
+        ax.scatter(x[~out], jitter[~out], s=14, color=colors[n], zorder=3)
+        ax.scatter(x[out], jitter[out], s=22, marker="v", facecolors="none", edgecolors=colors[n], zorder=3)
+        n_out += int(out.sum())
+    ax.set_xlim(lo, hi)
+    _note_clipped(ax, n_out)
     ax.set_yticks(range(1, len(names) + 1), names)
     ax.set_xlabel(f"validation {metric}")
     ax.set_title("scores by candidate")
@@ -75,8 +122,10 @@ def pareto_mask(cost: np.ndarray, score: np.ndarray, greater_is_better: bool) ->
 
 
 def pareto(lb: pd.DataFrame, cost_col: str, cost_label: str, metric: str, greater_is_better: bool,
-           chosen: Optional[str] = None):
-    """Score against a cost (predict latency, model size), the Pareto front drawn as a line."""
+           chosen: Optional[str] = None, limit: Optional[float] = None):
+    """Score against a cost (predict latency, model size), the Pareto front drawn as a line;
+    ``limit`` (select.max_latency_ms / max_size_mb, in the cost's unit) as a dashed line, the
+    excluded side shaded."""
     plt = pyplot()
     done = lb[(lb["status"] == "completed")].copy()
     done = done[np.isfinite(pd.to_numeric(done[cost_col], errors="coerce")) & (done[cost_col] > 0)]
@@ -87,8 +136,11 @@ def pareto(lb: pd.DataFrame, cost_col: str, cost_label: str, metric: str, greate
         return fig
     cost = done[cost_col].to_numpy(dtype=float)
     score = done["objective"].to_numpy(dtype=float)
-    colors = _colors(done["candidate"].astype(str))
-    ax.scatter(cost, score, s=20, c=[colors[c] for c in done["candidate"].astype(str)], alpha=0.8)
+    lo, hi = useful_range(score, greater_is_better)
+    shown, out = _clipped(score, lo, hi)
+    colors = np.array([_colors(done["candidate"].astype(str))[c] for c in done["candidate"].astype(str)])
+    ax.scatter(cost[~out], shown[~out], s=20, c=colors[~out], alpha=0.8)
+    ax.scatter(cost[out], shown[out], s=30, marker="v", facecolors="none", edgecolors=colors[out])
     front = pareto_mask(cost, score, greater_is_better)
     order = np.argsort(cost[front])
     ax.step(cost[front][order], score[front][order], where="post", color="black", lw=1.2, label="Pareto front")
@@ -98,13 +150,72 @@ def pareto(lb: pd.DataFrame, cost_col: str, cost_label: str, metric: str, greate
         if mask.any():
             ax.scatter(cost[mask], score[mask], marker="*", s=160, color="gold", edgecolors="black",
                        zorder=4, label="chosen")
-    ax.set_xscale("log")
-    from matplotlib.ticker import NullFormatter
-
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    if limit is not None:
+        ax.axvline(limit, color="#c44e52", ls="--", lw=1.2, label=f"bound ({limit:g})")
+        ax.axvspan(limit, max(limit, float(cost.max())) * 1.5, color="#c44e52", alpha=0.08)
+    cost_axis(ax, cost)
+    ax.set_ylim(lo, hi)
+    _note_clipped(ax, int(out.sum()))
     ax.set_xlabel(cost_label)
     ax.set_ylabel(f"validation {metric}")
     ax.set_title(f"{metric} against {cost_label.split(' (')[0]}")
+    ax.legend(fontsize=7, loc="best")
+    return fig
+
+
+def cost_axis(ax, cost: np.ndarray) -> None:
+    """A log axis with labelled ticks at 1, 2 and 5 times powers of ten when the costs span more
+    than 10x; a linear axis with a few ticks when they are closer (a log axis would label one or two)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    lo, hi = float(np.min(cost)), float(np.max(cost))
+    label = FuncFormatter(lambda v, _: f"{v:g}")
+    if hi > 10 * lo:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(label)
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlim(lo / 1.25, hi * 1.25)
+    else:
+        pad = (hi - lo) * 0.08 or lo * 0.05 or 1.0
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.xaxis.set_major_locator(MaxNLocator(5))
+        ax.xaxis.set_major_formatter(label)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+
+
+def reliability(before: Optional[Dict[str, Any]], after: Optional[Dict[str, Any]], method: str):
+    """Reliability diagram: accuracy against mean top-class probability per bin, before and after
+    calibration, each with its expected calibration error (marker area: the bin's rows). Bins of
+    under 0.5% of the rows (their accuracy is noise) are hollow and off the line; the axes run
+    from the lowest bin's probability to 1, a lower accuracy drawn at the edge."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 4.0))
+    curves = [(before, "uncalibrated", PALETTE[1])]
+    if method != "none":
+        curves.append((after, method, PALETTE[0]))
+    parts = []
+    for rec, label, color in curves:
+        bins = (rec or {}).get("bins") or []
+        if bins:
+            conf = np.array([b["confidence"] for b in bins])
+            acc = np.array([b["accuracy"] for b in bins])
+            count = np.array([b["count"] for b in bins], dtype=float)
+            parts.append((conf, acc, count, f"{label} (ECE {rec.get('ece', float('nan')):.3f})", color))
+    lo = max(0.0, np.floor(min([1.0] + [float(p[0].min()) for p in parts]) * 10) / 10)
+    for conf, acc, count, label, color in parts:
+        big = count >= max(5.0, 0.005 * count.sum())
+        shown = np.maximum(acc, lo)
+        ax.plot(conf[big], shown[big], color=color, lw=1.2, label=label)
+        area = 10 + 70 * np.sqrt(count / count.max())
+        ax.scatter(conf[big], shown[big], s=area[big], color=color, zorder=3)
+        ax.scatter(conf[~big], shown[~big], s=area[~big], facecolors="none", edgecolors=color, zorder=3)
+    ax.plot([lo, 1], [lo, 1], ls="--", color="grey", lw=0.8, label="perfectly calibrated")
+    ax.set_xlim(lo, 1.01)
+    ax.set_ylim(lo, 1.01)
+    ax.set_xlabel("top-class probability (bin mean)")
+    ax.set_ylabel("accuracy in the bin")
+    ax.set_title("calibration (out-of-fold)")
     ax.legend(fontsize=7, loc="best")
     return fig
 

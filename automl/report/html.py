@@ -9,13 +9,14 @@ import pandas as pd
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
-header{background:#23395d;color:#fff;padding:18px 28px}header h1{margin:0 0 6px;font-size:22px}
-header .facts span{margin-right:18px;white-space:nowrap}
+header{background:#23395d;color:#fff;padding:18px 28px}header h1{margin:0 0 6px;font-size:22px;overflow-wrap:anywhere}
+header .facts{display:flex;flex-wrap:wrap;gap:4px 18px}header .facts span{overflow-wrap:anywhere}
 main{padding:8px 28px 40px}section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;margin:18px 0;
 padding:12px 18px}h2{font-size:18px;margin:6px 0 10px;color:#23395d}h3{font-size:15px;margin:14px 0 6px}
-.figs{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}.figs figure{margin:0}
+.figs{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}.figs figure,.figs>div{margin:0;max-width:100%;min-width:0}
+p.lead{font-size:15px;margin:4px 0 10px}
 img.plot{max-width:100%;border:1px solid #eee}figcaption{font-size:12px;color:#666;max-width:560px}
-.scroll{overflow-x:auto;max-height:560px;overflow-y:auto}
+.scroll{overflow-x:auto;max-height:560px;overflow-y:auto;max-width:100%}
 table{border-collapse:collapse;font-size:12.5px}th,td{border-bottom:1px solid #e6e6e6;padding:4px 8px;
 text-align:left;vertical-align:top}th{background:#f1f3f7;position:sticky;top:0}
 table.sortable th{cursor:pointer;user-select:none}table.sortable th:after{content:" \\2195";color:#aaa}

@@ -8,6 +8,7 @@ A run folder (``output_dir`` of ``automl fit``) holds, relative to its root::
     model.skops                     the chosen model (skops; model.pkl in runs of earlier releases)
     manifest.json                   sha256 and size of every file, checked before a model loads
     run_state.json                  the run's id and wall time so far (resume=true)
+    history.json                    each attempt that published: first fit, crash resume, continuation
     report.html                     the run's report
     data_exploration.ipynb          notebooks that recompute the report from the files here
     candidate_definitions.ipynb
@@ -18,7 +19,9 @@ A run folder (``output_dir`` of ``automl fit``) holds, relative to its root::
     models/<id>.skops               other trials' models, refit on demand and cached
     baseline/statistics.json        the training data's statistics and constraints (automl monitor)
     baseline/constraints.json
+    baseline/attributions.json      mean |SHAP| per feature of the final model on training rows
     monitoring/<timestamp>/         what `automl monitor` writes when no output= is given
+    logs/ray.log                    Ray's own messages during the search (kept off the terminal)
 
 Paths are relative, with ``/`` separators, because a run folder may be any fsspec URL; join them to
 the run folder's URL with ``automl.artifacts.join``. This module imports nothing from automl, so
@@ -33,6 +36,7 @@ MODEL_FILE = "model.skops"  # see automl/rundir/modelfile.py
 LEGACY_MODEL_FILE = "model.pkl"  # earlier releases, and custom algorithms: loads only with allow_pickle=true
 MANIFEST_FILE = "manifest.json"
 STATE_FILE = "run_state.json"
+HISTORY_FILE = "history.json"  # the run's attempts (search/resume.py)
 REPORT_FILE = "report.html"
 EXPLORATION_NOTEBOOK = "data_exploration.ipynb"
 CANDIDATES_NOTEBOOK = "candidate_definitions.ipynb"
@@ -47,7 +51,10 @@ MODELS_DIR = "models"
 BASELINE_DIR = "baseline"
 STATISTICS_FILE = f"{BASELINE_DIR}/statistics.json"
 CONSTRAINTS_FILE = f"{BASELINE_DIR}/constraints.json"
+ATTRIBUTIONS_FILE = f"{BASELINE_DIR}/attributions.json"  # mean |SHAP| per feature on training rows
 MONITORING_DIR = "monitoring"
+LOGS_DIR = "logs"
+RAY_LOG_FILE = f"{LOGS_DIR}/ray.log"  # Ray's own messages during the search (stages/search.py, raystart.py)
 
 # Data-capture files of `automl serve`, read by `automl monitor` (they live at capture.destination,
 # not in the run folder): capture-<YYYYmmddTHHMMSS>-<pid>-<seq>.jsonl

@@ -34,6 +34,7 @@ LEGACY_SUFFIX = ".pkl"
 # and dtypes, and Python's containers and primitives.
 AUTOML_TYPES: Tuple[str, ...] = (
     "automl.model.ModelBundle",
+    "automl.model.Calibrator",  # select.calibration: a temperature or isotonic knots (floats)
     "automl.ensemble.WeightedEnsemble",
     "automl.ensemble.BaggedModel",
     "automl.ensemble.StackedModel",

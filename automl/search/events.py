@@ -7,8 +7,9 @@ executor ran the trial.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Protocol
+from typing import Any, Dict, Iterable, Optional, Protocol
 
 STARTED = "started"    # a trial began running
 FINISHED = "finished"  # a trial reported its result: ``row`` is its leaderboard row
@@ -20,6 +21,24 @@ ENDED = "ended"        # the search is over
 
 # Kinds whose row is persisted (once per trial) and counted in the run state.
 PERSISTED_KINDS = (FINISHED, CRASHED, PRUNED)
+
+# How the progress display counts an ended trial: completed; stopped by the clock or the scheduler
+# (the search deadline, its own budget.trial_time_limit_s, or ASHA after its first folds); or failed
+# (an error, or a worker that died). summary.json keeps every status apart.
+STOPPED_STATUSES = ("stopped", "timeout", "pruned")
+
+
+def outcome(status: object) -> str:
+    """``completed``, ``stopped`` or ``failed``: how a trial with ``status`` is counted."""
+    if status == "completed":
+        return "completed"
+    return "stopped" if status in STOPPED_STATUSES else "failed"
+
+
+def outcome_text(statuses: Iterable[object]) -> str:
+    """``"N completed, N stopped, N failed"`` for the trials with these statuses."""
+    counts = Counter(outcome(s) for s in statuses)
+    return ", ".join(f"{counts[k]} {k}" for k in ("completed", "stopped", "failed"))
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,24 @@
 """Trials as they happen, in automl's own words: a sink of the search's trial events (search/events.py).
 
-On a terminal, a compact block is redrawn in place: trials running, completed and failed, the
-best score so far and its candidate, elapsed time against the budget, and the last few trials.
-When the stream is not a terminal (CI, pipes, files), it degrades to one plain log line per
-finished trial (``ProgressLogger``).
+On a terminal, rich draws a compact live block: elapsed time against the budget as a bar, trials
+running, completed, failed and stopped (by the clock or ASHA: ``events.outcome``), the best score
+so far and its candidate, and the last few trials. automl's own log lines print above the block
+while it is shown. When the stream is not a terminal (CI, pipes, files), it is the quiet
+``ProgressLogger`` of search/progress.py instead.
 """
 from __future__ import annotations
 
-import math
+import logging
 import sys
+import threading
 import time
-from typing import List, Optional, TextIO
+from typing import Any, Dict, List, Optional, TextIO, Tuple
 
-from automl.search.events import CRASHED, ENDED, FINISHED, STARTED, TICK, TrialEvent
-from automl.search.progress import ProgressLogger
+from automl.search.events import ENDED, FINISHED, STARTED, TrialEvent
+from automl.search.notebook import NotebookProgress, in_notebook
+from automl.search.progress import ProgressLogger, Tally, error_of
 
-_UP_CLEAR = "\x1b[{n}F\x1b[J"  # cursor up n lines to column 0, clear to the end of the screen
-REDRAW_EVERY_S = 0.5
+REDRAW_EVERY_S = 0.5  # at most this often on the executor's periodic step; rich refreshes the clock too
 RECENT = 3
 
 
@@ -26,88 +28,127 @@ def _fmt_s(seconds: float) -> str:
 
 
 class LiveView:
-    """Redraws a few lines on ``stream`` (a terminal) as trials start and finish."""
+    """A live block on ``stream`` (a terminal), drawn by rich, as trials start and end."""
 
     def __init__(self, max_trials: int, budget_s: float, metric: str, greater_is_better: bool,
                  stream: Optional[TextIO] = None):
         self.max_trials = max_trials
         self.budget_s = budget_s
         self.metric = metric
-        self.sign = 1 if greater_is_better else -1
         self.stream = stream or sys.stderr
         self.started = time.time()
-        self.running = 0
-        self.completed = 0
-        self.failed = 0
-        self.best: Optional[float] = None
-        self.best_candidate = ""
+        self.tally = Tally(greater_is_better)
         self.recent: List[str] = []
-        self._lines = 0
+        self._lock = threading.Lock()  # rich's refresh thread reads what the search thread counts
+        self._live: Any = None
+        self._moved: List[Tuple[logging.StreamHandler, Any]] = []  # log handlers printing above the block
         self._drawn_at = 0.0
 
     # trial events (search/events.py) ----------------------------------------------------------
     def on_event(self, event: TrialEvent) -> None:
-        """Follow the search: redraw when a trial starts, finishes or crashes (now), on the
-        executor's periodic step (at most every REDRAW_EVERY_S) and at the end."""
+        """Follow the search: redraw when a trial starts or ends (now), on the executor's periodic
+        step (at most every REDRAW_EVERY_S); at the end, draw the last state and let go of the terminal."""
         if event.kind == ENDED:
-            self.running = 0
-            self.draw(force=True)
+            with self._lock:
+                self.tally.running = 0
+            self.close()
             return
-        if event.kind == FINISHED:
-            self.record(event.row or {})
-        elif event.kind == CRASHED:
-            self.failed += 1
-            self.recent = (self.recent + [f"trial {event.trial_id} crashed: {event.reason[:70]}"])[-RECENT:]
-        elif event.kind not in (STARTED, TICK):  # pruned or stopped: no line of their own
-            return
-        self.running = event.running
-        self.draw(force=event.kind != TICK)
+        with self._lock:
+            kind, _ = self.tally.add(event)
+            if kind:
+                self._remember(event, kind)
+        self.draw(force=bool(kind) or event.kind == STARTED)
 
-    # state and drawing ----------------------------------------------------------------------
-    def record(self, result: dict) -> None:
-        """Count one finished trial (a result dict from ``automl.search.trial.evaluate``)."""
-        status = result.get("status")
-        cand = result.get("candidate", "?")
-        if status == "completed":
-            self.completed += 1
-            score = float(result.get("objective", math.nan))
-            if self.best is None or self.sign * score > self.sign * self.best:
-                self.best, self.best_candidate = score, cand
-            line = f"{cand}: {self.metric} {score:.5f} in {float(result.get('fit_s') or 0):.1f} s"
+    def record(self, result: Dict[str, Any], trial_id: str = "") -> None:
+        """Count one ended trial from its result (a dict from ``automl.search.trial.evaluate``)."""
+        event = TrialEvent(FINISHED, trial_id or f"#{self.tally.done}", row=result, running=self.tally.running)
+        with self._lock:
+            kind, _ = self.tally.add(event)
+            if kind:
+                self._remember(event, kind)
+
+    def _remember(self, event: TrialEvent, kind: str) -> None:
+        row = event.row or {}
+        cand = row.get("candidate") or event.config.get("candidate") or "?"
+        if kind == "completed":
+            line = f"{cand}: {self.metric} {float(row.get('objective')):.5f} in {float(row.get('fit_s') or 0):.1f} s"
         else:
-            self.failed += 1
-            line = f"{cand}: {status} - {str(result.get('error', ''))[:70]}"
+            line = f"{cand}: {row.get('status') or kind} - {error_of(event)[:70]}"
         self.recent = (self.recent + [line])[-RECENT:]
 
+    # what is drawn ----------------------------------------------------------------------------
     def lines(self) -> List[str]:
-        done = self.completed + self.failed
-        best = f"{self.best:.5f} ({self.best_candidate})" if self.best is not None else "-"
+        """The block as plain text (the first line's bar is drawn by rich on the terminal)."""
+        t = self.tally
         elapsed = time.time() - self.started
         width = 20
         filled = min(width, int(width * elapsed / self.budget_s)) if self.budget_s > 0 else 0
         bar = "#" * filled + "." * (width - filled)
         out = [
             f"[automl] search  [{bar}] {_fmt_s(elapsed)} / {_fmt_s(self.budget_s)}",
-            f"[automl] trials  {self.running} running | {self.completed} completed | {self.failed} failed"
-            f" | {done}/{self.max_trials}",
-            f"[automl] best    {self.metric} {best}",
+            f"[automl] trials  {t.running} running | {t.count('completed')} completed | {t.count('failed')} failed"
+            f" | {t.count('stopped')} stopped | {t.done}/{self.max_trials}",
+            f"[automl] best    {self.metric} {t.best_text()}",
         ]
-        out += [f"[automl]   {line}" for line in self.recent]
-        return out
+        return out + [f"[automl]   {line}" for line in self.recent]
+
+    def renderable(self):
+        """What rich draws: the elapsed-time bar, then the other lines."""
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        with self._lock:
+            lines = self.lines()
+        elapsed = time.time() - self.started
+        head = Table.grid(padding=(0, 1))
+        head.add_row(Text("[automl] search ", style="bold"),
+                     ProgressBar(total=max(self.budget_s, 1e-9), completed=min(elapsed, self.budget_s), width=30),
+                     Text(f"{_fmt_s(elapsed)} / {_fmt_s(self.budget_s)}"))
+        best = self.tally.best is not None
+        rest = [Text(line, style="bold green" if best and line.startswith("[automl] best") else "")
+                for line in lines[1:]]
+        return Group(head, *rest)
 
     def draw(self, force: bool = False) -> None:
         now = time.time()
         if not force and now - self._drawn_at < REDRAW_EVERY_S:
             return
         self._drawn_at = now
-        text = "\n".join(self.lines()) + "\n"
-        prefix = _UP_CLEAR.format(n=self._lines) if self._lines else ""
         try:
-            self.stream.write(prefix + text)
-            self.stream.flush()
+            if self._live is None:
+                self._start()
+            self._live.refresh()
         except (OSError, ValueError):  # a closed terminal must not stop the search
             return
-        self._lines = text.count("\n")
+
+    def _start(self) -> None:
+        from rich.console import Console
+        from rich.file_proxy import FileProxy
+        from rich.live import Live
+
+        real = self.stream in (sys.__stderr__, sys.__stdout__, sys.stderr, sys.stdout)
+        console = Console(file=self.stream, force_terminal=True)
+        self._live = Live(get_renderable=self.renderable, console=console, auto_refresh=True,
+                          refresh_per_second=1 / REDRAW_EVERY_S, redirect_stdout=real, redirect_stderr=real)
+        self._live.start()
+        if real and isinstance(sys.stderr, FileProxy):  # automl's log lines print above the block
+            for handler in logging.getLogger("automl").handlers:
+                if isinstance(handler, logging.StreamHandler) and handler.stream is self.stream:
+                    self._moved.append((handler, handler.setStream(sys.stderr)))
+
+    def close(self) -> None:
+        """Draw the last state and give the terminal back (also when the search is interrupted)."""
+        live, self._live = self._live, None
+        for handler, stream in self._moved:
+            handler.setStream(stream)
+        self._moved = []
+        if live is not None:
+            try:
+                live.stop()
+            except (OSError, ValueError):
+                pass
 
 
 def is_terminal(stream: Optional[TextIO] = None) -> bool:
@@ -122,7 +163,10 @@ def is_terminal(stream: Optional[TextIO] = None) -> bool:
 
 def make_progress(max_trials: int, budget_s: float, metric: str, greater_is_better: bool,
                   stream: Optional[TextIO] = None):
-    """The live view on a terminal, plain log lines otherwise."""
+    """A progress bar in a Jupyter notebook (search/notebook.py), the live view on a terminal,
+    quiet log lines otherwise."""
+    if stream is None and in_notebook():
+        return NotebookProgress(max_trials, budget_s, metric, greater_is_better)
     if is_terminal(stream):
         return LiveView(max_trials, budget_s, metric, greater_is_better, stream)
     return ProgressLogger(max_trials, budget_s, metric, greater_is_better)

@@ -73,6 +73,44 @@ class _Forked:
         self.conn.close()
 
 
+_OPENMP_BROKEN = False  # once this process's OpenMP state breaks forked children, it stays broken
+OPENMP_CANARY_S = 3.0  # a canary child that has not finished a tiny XGBoost fit by then is stuck (it takes ~0.1 s)
+
+
+def _openmp_canary() -> None:
+    import numpy as np
+    import xgboost
+
+    xgboost.XGBRegressor(n_estimators=1, max_depth=1, n_jobs=1).fit(np.arange(8.0).reshape(-1, 1), np.arange(8.0))
+
+
+def openmp_survives_fork() -> bool:
+    """Whether a forked child can still run OpenMP code (XGBoost, LightGBM, HistGradientBoosting).
+
+    GNU OpenMP's thread pool does not survive a fork once this process has entered a parallel
+    region (an earlier fit or prediction in the same process: a second ``automl.fit``, the
+    estimators in ``cross_val_score``, a sweep's next point): the child's first parallel region
+    then hangs forever. A canary child running a tiny XGBoost fit finds out (~0.1 s)."""
+    global _OPENMP_BROKEN
+    if _OPENMP_BROKEN:
+        return False
+    try:
+        import xgboost  # noqa: F401 (imported here, before the fork, as the trials would)
+    except ImportError:
+        return True
+    import multiprocessing
+
+    proc = multiprocessing.get_context("fork").Process(target=_openmp_canary, daemon=True)
+    proc.start()
+    proc.join(OPENMP_CANARY_S)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(1.0)
+        _OPENMP_BROKEN = True
+        return False
+    return proc.exitcode == 0
+
+
 def can_fork(auto: bool = False) -> bool:
     """Whether worker processes can be forked here. ``auto``: only where forking is the norm
     (Linux); macOS offers fork, but system libraries there are not safe to use after it."""

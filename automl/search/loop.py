@@ -23,7 +23,8 @@ import uuid
 from typing import Any, ContextManager, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from automl.candidates.generate import Candidate
-from automl.search.events import ENDED, FINISHED, PERSISTED_KINDS, STARTED, STOPPED, EventSink, TrialEvent
+from automl.search.events import (ENDED, FINISHED, PERSISTED_KINDS, STARTED, STOPPED, EventSink, TrialEvent,
+                                  outcome_text)
 from automl.search.resume import RunState, persist_row, result_row
 from automl.search.searcher import SearchSpec
 from automl.search.trial import TrialContext
@@ -98,7 +99,8 @@ class SearchLoop:
                 executor.run(self)
         self.emit(TrialEvent(ENDED))
         rows = list(self.rows.values()) + self.unfinished
-        log.info("search finished: %d trial(s) in %.1f s", len(rows), time.time() - started)
+        log.debug("search finished: %d trial(s) in %.1f s (%s)", len(rows), time.time() - started,
+                  outcome_text(r.get("status") for r in rows))
         return self.previous + rows
 
     @contextlib.contextmanager

@@ -12,6 +12,14 @@ The run folder (any fsspec URL, local or ``s3://``) holds:
 On resume, results with the run's id are loaded back, count against ``budget.max_trials`` and
 (with the spent time) ``budget.time_limit_s``, are added to the Optuna study so TPE continues
 informed, and their warm-start points are not run again.
+
+``resume=true`` on a *finished* run (its fit published: ``run_state.json`` says finished and
+``manifest.json`` is there) continues it: ``budget.time_limit_s`` and ``budget.max_trials`` are
+that much more, the earlier trials warm-start the searcher and stay on the leaderboard, and the
+selection and publishing run again. The new attempt is built in a staging folder (rundir/staging.py)
+with the earlier trials copied in and swapped in when complete, so a failed continuation leaves
+the earlier run as it was. ``history.json`` (and summary.json's ``attempts``) records every
+attempt that published.
 """
 from __future__ import annotations
 
@@ -26,8 +34,10 @@ from typing import Any, Dict, List, Optional
 import fsspec
 
 from automl import artifacts as art
-from automl.manifest import TRIAL_ID_PATTERN, check_trial_id
+from automl.rundir.manifest import TRIAL_ID_PATTERN, check_trial_id
+from automl.rundir.history import is_finished_run, read_history, write_history  # noqa: F401 (runner reads it here)
 from automl.rundir.layout import STATE_FILE, TRIAL_RESULT_FILE as RESULT_FILE, TRIALS_DIR, trial_result_file
+from automl.search.continuation import carry_over, check_same_data
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +95,8 @@ class RunState:
         self.started = started
         self.resumed = resumed
         self.n_trials = len(previous_rows)
+        self.source: Optional[str] = None  # the finished run this attempt continues (None: not a continuation)
+        self.history: List[Dict[str, Any]] = []  # the attempts that published before this one
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -99,6 +111,54 @@ class RunState:
     @property
     def spent_s(self) -> float:
         return self.spent_before_s + (time.time() - self.started)
+
+    @property
+    def continued(self) -> bool:
+        """This attempt continues a finished run with more budget (``resume=true`` on it)."""
+        return self.source is not None
+
+    @property
+    def budget_spent_s(self) -> float:
+        """What earlier attempts spent of this attempt's ``budget.time_limit_s``: all of it after a
+        crash, nothing for a continuation (the time limit is the *more* time)."""
+        return 0.0 if self.continued else self.spent_before_s
+
+    def trial_budget(self, max_trials: int) -> int:
+        """``budget.max_trials`` as the search loop counts it (earlier trials included): after a
+        crash the earlier trials count against it; a continuation runs that many more."""
+        return max_trials + len(self.previous_rows) if self.continued else max_trials
+
+    def begin(self, df, target: str, candidates: List[str]) -> None:
+        """Once everything is read and checked: refuse other data than the earlier trials saw,
+        leave out earlier trials of candidates no longer planned, save run_state.json, and for a
+        continuation copy the earlier trials (and monitoring/) into the folder being written."""
+        if self.previous_rows:
+            check_same_data(self.source or self.output_dir, self.storage_options, df, target)
+            keep = [r for r in self.previous_rows if (r.get("config") or {}).get("candidate", r.get("candidate"))
+                    in candidates]
+            if len(keep) < len(self.previous_rows):
+                log.info("%d earlier trial(s) of candidates not in this attempt's plan are left out",
+                         len(self.previous_rows) - len(keep))
+            self.previous_rows[:] = keep
+            self.n_trials = len(keep)
+        self.save()
+        if self.continued:
+            carry_over(self.source, self.output_dir, self.storage_options, self.previous_rows)
+
+    def record_attempt(self, summary: Dict[str, Any], time_limit_s: float) -> List[Dict[str, Any]]:
+        """This attempt appended to the run's history, written to history.json; returns the list."""
+        best = summary.get("best") or {}
+        kind = "continued" if self.continued else "resumed" if self.resumed else "first"
+        record = {"attempt": len(self.history) + 1, "kind": kind,
+                  "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
+                  "time_limit_s": float(time_limit_s), "n_trials_before": len(self.previous_rows),
+                  "n_trials": int(summary.get("n_trials", 0)) - len(self.previous_rows),
+                  "wall_time_s": summary.get("wall_time_s"), "best_trial_id": best.get("trial_id"),
+                  "best_candidate": best.get("candidate"), "best_score": best.get("score"),
+                  "test_score": summary.get("test_score")}
+        history = [*self.history, record]
+        write_history(self.output_dir, self.storage_options, history)
+        return history
 
     def save(self, status: str = "running") -> None:
         body = {"run_id": self.run_id, "spent_s": round(self.spent_s, 2), "n_trials": self.n_trials,
@@ -151,23 +211,36 @@ def _load_previous(output_dir: str, run_id: str, so: Dict[str, Any]) -> List[Dic
     return sorted(rows.values(), key=lambda r: r.get("finished_at", 0))
 
 
-def begin_run(cfg, output_dir: str, storage_options: Dict[str, Any], started: float) -> RunState:
-    """Start a new run state, or (``resume=true``) load the one in ``output_dir``. Reads only:
-    the caller saves the state once the new input is validated (nothing of a run is rewritten
-    before that)."""
+def begin_run(cfg, output_dir: str, storage_options: Dict[str, Any], started: float,
+              source: Optional[str] = None) -> RunState:
+    """Start a new run state, or (``resume=true``) load the one in ``source`` (default:
+    ``output_dir``). A finished run in a ``source`` other than ``output_dir`` (the staging folder
+    the continuation is built in) is continued. Reads only: the caller calls ``begin`` once the
+    new input is validated (nothing of a run is rewritten before that)."""
     so = dict(storage_options or {})
-    state_url = art.join(output_dir, STATE_FILE)
+    source = source or output_dir
+    state_url = art.join(source, STATE_FILE)
     existing = art.read_json(state_url, so) if art.exists(state_url, so) else None
     if bool(cfg.get("resume", False)):
         if existing and existing.get("run_id"):
-            rows = _load_previous(output_dir, existing["run_id"], so)
+            rows = _load_previous(source, existing["run_id"], so)
             spent = float(existing.get("spent_s", 0.0))
             counts: Dict[str, int] = {}
             for r in rows:
                 counts[r.get("status", "?")] = counts.get(r.get("status", "?"), 0) + 1
+            state = RunState(output_dir, so, existing["run_id"], spent, rows, started, resumed=True)
+            kept = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none"
+            if source != output_dir and existing.get("status") == "finished":
+                state.source = source
+                state.history = read_history(source, so)
+                log.info("continuing the finished run %s: %d earlier trial(s) (%s) warm-start the search, for "
+                         "budget.time_limit_s=%g s and budget.max_trials=%d more", source, len(rows), kept,
+                         float(cfg.budget.time_limit_s), int(cfg.budget.max_trials))
+                return state
+            state.history = read_history(source, so)
             log.info("resuming run %s: %d finished trial(s) kept (%s), %.0f s already spent",
-                     output_dir, len(rows), ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none", spent)
-            return RunState(output_dir, so, existing["run_id"], spent, rows, started, resumed=True)
+                     output_dir, len(rows), kept, spent)
+            return state
         log.warning("resume=true but %s holds no %s; starting a new run there", output_dir, STATE_FILE)
     return RunState(output_dir, so, uuid.uuid4().hex, 0.0, [], started, resumed=False)
 

@@ -17,15 +17,15 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import has_fit_parameter
 
-from automl.candidates.algorithms import make_estimator
 from automl.candidates.estimators import TargetTransformRegressor
 from automl.candidates.generate import Candidate
-from automl.candidates.processing import build_preprocessor
-from automl.candidates.space import params_of, split_params
-from automl.candidates.algorithms import get_algorithm
+from automl.candidates.pipeline import build_pipeline, predict_matrix  # noqa: F401 (selection imports them from here)
+from automl.candidates.space import params_of
+from automl.candidates.algorithms import get_algorithm, make_estimator
+from automl.data.splits import fold_count, make_folds  # noqa: F401  (re-exported: callers read them here)
 from automl.metrics import THRESHOLD_METRICS, get_metric, score_all, tune_threshold, worst_value
 from automl.raystart import PACKAGE_DIR  # automl's own folder (a trial row's code_path)
 from automl.rundir.layout import trial_oof_file
@@ -57,6 +57,16 @@ class TrialContext:
     # Wall-clock time (time.time()) at which the search ends: a trial still running then is
     # stopped by its own watchdog (Tune can stop a trial only when it reports).
     search_deadline: Optional[float] = None
+    # One sample weight per row of X (data.weight_column / data.weights); None: unweighted.
+    weights: Optional[np.ndarray] = None
+    # validation.group_column's code per row (the re-rank's extra splits keep groups apart).
+    groups: Optional[np.ndarray] = None
+    # True with validation.time_column: rows in time order, forward-chaining folds (no re-rank).
+    time_ordered: bool = False
+
+    def weights_of(self, rows) -> Optional[np.ndarray]:
+        """The sample weights of ``rows`` (an index or mask); None when the run is unweighted."""
+        return None if self.weights is None else self.weights[rows]
 
 
 class SearchDeadline(TrialTimeout):
@@ -85,62 +95,35 @@ def expiry(at_deadline: bool, limit_s: float, ran_s: float, stopper: str) -> Tup
                        f"{ran_s:.0f} s; raise budget.trial_time_limit_s)")
 
 
-def fold_count(y: np.ndarray, problem_type: str, n_folds: int, classes: Optional[list] = None) -> Tuple[int, str]:
-    """How many folds ``y`` allows (at most ``n_folds``), and why fewer when fewer: every class
-    needs a row in every fold, and every fold a row. ``""`` when ``n_folds`` fits."""
-    n = len(y)
-    if problem_type != "regression" and n:
-        counts = np.bincount(y).astype(float)
-        counts[counts == 0] = np.inf
-        rarest = int(np.argmin(counts))
-        smallest = int(counts[rarest])
-        if smallest < n_folds:
-            name = f" ({classes[rarest]!r})" if classes is not None and rarest < len(classes) else ""
-            return max(2, smallest), f"the smallest class{name} has {smallest} rows"
-    if n < n_folds:
-        return max(2, n), f"there are {n} rows"
-    return n_folds, ""
+def weight_support(algorithm: str, problem_type: str) -> str:
+    """Why ``algorithm`` cannot fit with sample weights ("" when it can): its estimator's ``fit``
+    takes no ``sample_weight``."""
+    try:
+        est = make_estimator(algorithm, problem_type, {}, 0)
+    except Exception:  # a factory that needs parameters: its trials will say what fails
+        return ""
+    if has_fit_parameter(est, "sample_weight"):
+        return ""
+    return (f"{type(est).__name__}.fit takes no sample_weight, and this run has sample weights "
+            "(data.weight_column / data.weights)")
 
 
-def make_folds(y: np.ndarray, problem_type: str, n_folds: int, cv_max_rows: int, holdout_fraction: float, seed: int):
-    """k-fold CV up to ``cv_max_rows`` rows (fewer folds when a class or the data has fewer rows
-    than ``n_folds``: see ``fold_count``), one stratified holdout split above."""
-    n = len(y)
-    stratify = problem_type != "regression" and n > 0 and int(np.bincount(y)[np.bincount(y) > 0].min()) >= 2
-    idx = np.arange(n)
-    if n > cv_max_rows:
-        tr, va = train_test_split(idx, test_size=holdout_fraction, random_state=seed,
-                                  stratify=y if stratify else None)
-        return [(np.sort(tr), np.sort(va))]
-    n_folds, _ = fold_count(y, problem_type, n_folds)
-    splitter = (StratifiedKFold(n_folds, shuffle=True, random_state=seed) if stratify
-                else KFold(n_folds, shuffle=True, random_state=seed))
-    return list(splitter.split(idx, y if stratify else None))
+def weighted_fit_kwargs(pipe: Pipeline, w: Optional[np.ndarray]) -> Dict[str, Any]:
+    """``fit`` keyword arguments that give the pipeline's final step (the model) its weights."""
+    return {} if w is None else {f"{pipe.steps[-1][0]}__sample_weight": w}
 
 
-def build_pipeline(candidate: Candidate, params: Dict[str, Any], column_types: Dict[str, str],
-                   problem_type: str, seed: int) -> Pipeline:
-    """The candidate as one scikit-learn estimator: processing steps then the model."""
-    model_params, pre_params = split_params({**candidate.space.get("fixed", {}), **params})
-    processing = {**candidate.processing, **pre_params}
-    target_transform = processing.pop("target_transform", "none")
-    pre = build_preprocessor(column_types, processing, problem_type)
-    model = make_estimator(candidate.algorithm, problem_type, model_params, seed)
-    scale_target = problem_type == "regression" and get_algorithm(candidate.algorithm).scale_target
-    if problem_type == "regression" and (target_transform not in (None, "none") or scale_target):
-        model = TargetTransformRegressor(model, transform=target_transform or "none", standardize=scale_target)
-    return Pipeline(pre.steps + [("model", model)])
-
-
-def fit_fold(template: Pipeline, algorithm: str, X_tr, y_tr, X_va, y_va) -> tuple[Pipeline, Optional[int]]:
-    """Fit one fold; boosting stops early on the fold's validation rounds.
+def fit_fold(template: Pipeline, algorithm: str, X_tr, y_tr, X_va, y_va, w_tr: Optional[np.ndarray] = None,
+             w_va: Optional[np.ndarray] = None) -> tuple[Pipeline, Optional[int]]:
+    """Fit one fold (with the rows' sample weights ``w_tr``, ``w_va`` when given); boosting stops
+    early on the fold's validation rounds.
 
     Returns the fitted pipeline and, for early-stopped models, the number of rounds used.
     """
     pipe = clone(template)
     stop = get_algorithm(algorithm).early_stopping  # the library's recipe (candidates/algorithms.py)
     if stop is None:
-        pipe.fit(X_tr, y_tr)
+        pipe.fit(X_tr, y_tr, **weighted_fit_kwargs(pipe, w_tr))
         return pipe, None
     pre = Pipeline(pipe.steps[:-1])  # shares the step objects, so fitting it fits pipe's steps
     Xt = pre.fit_transform(X_tr, y_tr)
@@ -149,7 +132,12 @@ def fit_fold(template: Pipeline, algorithm: str, X_tr, y_tr, X_va, y_va) -> tupl
     wrapped = isinstance(model, TargetTransformRegressor)
     model.set_params(**{("regressor__" if wrapped else "") + k: v
                         for k, v in stop.params(EARLY_STOPPING_ROUNDS).items()})
-    model.fit(Xt, y_tr, **stop.fit_kwargs(Xv, y_va, EARLY_STOPPING_ROUNDS))
+    kwargs = stop.fit_kwargs(Xv, y_va, EARLY_STOPPING_ROUNDS)
+    if w_tr is not None:
+        kwargs["sample_weight"] = w_tr
+        if stop.eval_weight_key:  # the validation rounds are weighted too
+            kwargs[stop.eval_weight_key] = [w_va]
+    model.fit(Xt, y_tr, **kwargs)
     return pipe, stop.rounds_kept(model.regressor_ if wrapped else model)
 
 
@@ -158,19 +146,6 @@ def refit_params(params: Dict[str, Any], rounds: List[int]) -> Dict[str, Any]:
     if not rounds:
         return dict(params)
     return {**params, "model.n_estimators": max(1, int(np.ceil(np.mean(rounds) * 1.1)))}
-
-
-def predict_matrix(pipeline: Pipeline, X: pd.DataFrame, problem_type: str, n_classes: int) -> np.ndarray:
-    """Regression: predictions. Classification: probabilities over all run classes."""
-    if problem_type == "regression":
-        return np.asarray(pipeline.predict(X), dtype=float)
-    proba = pipeline.predict_proba(X)
-    seen = np.asarray(pipeline.classes_, dtype=int)
-    if len(seen) == n_classes:
-        return proba
-    full = np.zeros((len(X), n_classes))
-    full[:, seen] = proba  # a class absent from this fold gets probability 0
-    return full
 
 
 def latency_ms(pipeline, X: pd.DataFrame, problem_type: str) -> float:
@@ -206,7 +181,8 @@ def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] 
         predict_s = 0.0
         rounds: List[int] = []
         for i, (tr, va) in enumerate(ctx.folds):
-            pipe, used = fit_fold(template, candidate.algorithm, ctx.X.iloc[tr], ctx.y[tr], ctx.X.iloc[va], ctx.y[va])
+            pipe, used = fit_fold(template, candidate.algorithm, ctx.X.iloc[tr], ctx.y[tr], ctx.X.iloc[va], ctx.y[va],
+                                  ctx.weights_of(tr), ctx.weights_of(va))
             if used is not None:
                 rounds.append(used)
             t = time.perf_counter()
@@ -227,10 +203,10 @@ def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] 
                         f"trial would exceed its time limit of {ctx.trial_time_limit_s:.0f} s "
                         f"({elapsed:.1f} s for {i + 1} of {len(ctx.folds)} folds)"
                     )
-        threshold = None
+        threshold, w = None, ctx.weights_of(covered)
         if ctx.problem_type == "binary" and ctx.metric in THRESHOLD_METRICS:
-            threshold, _ = tune_threshold(ctx.y[covered], oof[covered], ctx.metric, ctx.pos_index)
-        scores = score_all(ctx.problem_type, ctx.y[covered], oof[covered], ctx.pos_index, threshold)
+            threshold, _ = tune_threshold(ctx.y[covered], oof[covered], ctx.metric, ctx.pos_index, w)
+        scores = score_all(ctx.problem_type, ctx.y[covered], oof[covered], ctx.pos_index, threshold, w)
         objective = scores[ctx.metric]
         if not np.isfinite(objective):
             raise ValueError(f"metric {ctx.metric} is not finite on validation data")
@@ -264,7 +240,7 @@ def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] 
 def _partial_score(ctx: TrialContext, oof: np.ndarray, covered: np.ndarray) -> float:
     metric = get_metric(ctx.metric, ctx.problem_type)
     try:
-        return float(metric.fn(ctx.y[covered], oof[covered], ctx.pos_index))
+        return float(metric.fn(ctx.y[covered], oof[covered], ctx.pos_index, ctx.weights_of(covered)))
     except ValueError:  # e.g. one class only in the rows seen so far
         return float(worst_value(metric))
 

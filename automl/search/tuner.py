@@ -25,6 +25,7 @@ from ray.tune import Callback
 
 from automl.candidates.generate import Candidate
 from automl.raystart import init_ray  # noqa: F401 (Ray start-up; kept importable from here)
+from automl.raystart import ray_messages_captured
 from automl.search.deadline import DeadlineStopper
 from automl.search.events import CRASHED, FINISHED, PRUNED, STARTED, STOPPED, TICK, EventSink, TrialEvent
 from automl.search.loop import SearchLoop
@@ -210,10 +211,12 @@ class TuneEvents(Callback):
 
 @contextlib.contextmanager
 def _quiet_tune() -> Iterator[None]:
-    """Tune logs a full traceback per crashed trial; automl logs one line per trial instead."""
+    """Tune logs a full traceback per crashed trial; automl shows each trial's error in one line.
+    Tune's messages are silenced unless they go to the run's logs/ray.log (automl/raystart.py) or
+    automl logs at debug level (verbose=true)."""
     quiet = [logging.getLogger(n) for n in ("ray.tune", "ray.air", "ray.train")]
     levels = [q.level for q in quiet]
-    if not logging.getLogger("automl").isEnabledFor(logging.DEBUG):
+    if not logging.getLogger("automl").isEnabledFor(logging.DEBUG) and not ray_messages_captured():
         for q in quiet:
             q.setLevel(logging.CRITICAL)
     try:

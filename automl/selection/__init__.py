@@ -6,9 +6,11 @@ re-rank, bagged fold models, stacking, the refit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 FINAL_MODEL_KINDS = ("refit", "bagged", "auto")
 GATES = ("bootstrap", "score")
+CALIBRATIONS = ("auto", "temperature", "isotonic", "none")  # select.calibration (selection/calibration.py)
 
 
 @dataclass
@@ -20,3 +22,6 @@ class SelectSpec:
     gate_confidence: float = 0.95  # the paired gain's lower bound at this level must be > 0
     gate_resamples: int = 200
     stack: bool = False  # try a second level on the members' OOF predictions (selection/stacking.py)
+    calibration: str = "auto"  # auto | temperature | isotonic | none (selection/calibration.py)
+    max_latency_ms: Optional[float] = None  # choose among trials measured under this single-row latency (choose.py)
+    max_size_mb: Optional[float] = None  # ... and under this model size (10^6 bytes)

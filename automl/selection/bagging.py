@@ -20,7 +20,8 @@ import numpy as np
 
 from automl.ensemble import BaggedModel
 from automl.search.scheduling import refit_within
-from automl.search.trial import TrialContext, build_pipeline, fit_fold, predict_matrix
+from automl.candidates.pipeline import build_pipeline, predict_matrix
+from automl.search.trial import TrialContext, fit_fold
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ def fit_fold_model(ctx: TrialContext, candidate: str, params: Dict[str, Any], fo
     cand = ctx.candidates[candidate]
     template = build_pipeline(cand, params, ctx.column_types, ctx.problem_type, ctx.seed)
     tr, va = ctx.folds[fold]
-    pipe, _ = fit_fold(template, cand.algorithm, ctx.X.iloc[tr], ctx.y[tr], ctx.X.iloc[va], ctx.y[va])
+    pipe, _ = fit_fold(template, cand.algorithm, ctx.X.iloc[tr], ctx.y[tr], ctx.X.iloc[va], ctx.y[va],
+                       ctx.weights_of(tr), ctx.weights_of(va))
     return pipe, predict_matrix(pipe, ctx.X.iloc[va], ctx.problem_type, ctx.n_classes)
 
 

@@ -23,11 +23,12 @@ import pandas as pd
 from automl.ensemble import WeightedEnsemble
 from automl.problem import ProblemInfo
 from automl.search.scheduling import refit_within
-from automl.search.trial import TrialContext, build_pipeline
+from automl.candidates.pipeline import build_pipeline
+from automl.search.trial import TrialContext, weighted_fit_kwargs
 from automl.selection import SelectSpec
 from automl.selection.bagging import bag_within
 from automl.selection.choose import EnsembleChoice, ensemble_members, gate_against, score, select_ensemble
-from automl.selection.oof import blend, load_oof
+from automl.selection.oof import blend, covered_rows, load_oof
 from automl.selection.stacking import try_stack
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def refit_one(ctx: TrialContext, spec: tuple):
     """Refit a (candidate name, params) pair on all rows."""
     name, params = spec
     pipe = build_pipeline(ctx.candidates[name], params, ctx.column_types, ctx.problem_type, ctx.seed)
-    return pipe.fit(ctx.X, ctx.y)
+    return pipe.fit(ctx.X, ctx.y, **weighted_fit_kwargs(pipe, ctx.weights))
 
 
 def refit_estimate(ctx: TrialContext, fit_s: float, margin: float) -> float:
@@ -106,11 +107,11 @@ def build_refit(ctx: TrialContext, info: ProblemInfo, spec: SelectSpec, choice: 
         if len(kept) >= 2:
             total = sum(w for _, w, _ in kept)
             kept = [(t, w / total, f) for t, w, f in kept]
-            y = ctx.y[choice.covered]
+            y, sw = ctx.y[choice.covered], ctx.weights_of(choice.covered)
             pred = sum(w * choice.preds[choice.ids.index(t)] for t, w, _ in kept)
             ok = gate_against(ctx, info, spec, y, pred, choice.preds[choice.ids.index(single_id)],
-                              "the trimmed ensemble").passed
-            ensemble_score = score(info, y, pred) if ok else ensemble_score
+                              "the trimmed ensemble", sw).passed
+            ensemble_score = score(info, y, pred, sw) if ok else ensemble_score
         if not ok:
             log.info("ensemble of %d skipped: only %d member(s) could be refit in the %.0f s left, and they do not "
                      "clearly beat the best single model", len(members), len(kept), deadline - t0)
@@ -138,8 +139,10 @@ def build_bagged(ctx: TrialContext, info: ProblemInfo, spec: SelectSpec, choice:
     bags = bag_within(ctx, specs, [trials.fit_s(t) for t in ids], deadline - 0.5, workers)
     if choice.selection is not None and len(bags) >= 2 and 0 in bags:
         got = sorted(bags)
-        preds = [bags[i][1] for i in got]
-        selection, result = select_ensemble(ctx, info, spec, [ids[i] for i in got], preds, ctx.y)
+        cov = covered_rows(bags[got[0]][1])  # forward chaining in time never validates the first block
+        preds = [bags[i][1][cov] for i in got]
+        selection, result = select_ensemble(ctx, info, spec, [ids[i] for i in got], preds, ctx.y[cov],
+                                            ctx.weights_of(cov))
         choice.gate = result
         if selection is not None:
             members = [(ids[got[i]], float(w)) for i, w in enumerate(selection.weights) if w > 0]
@@ -162,10 +165,11 @@ def build_bagged(ctx: TrialContext, info: ProblemInfo, spec: SelectSpec, choice:
 def stack_onto(ctx: TrialContext, info: ProblemInfo, spec: SelectSpec, built: Built) -> None:
     """Replace ``built``'s ensemble by a stack of its members when the stack passes the gate."""
     ids = [t for t, _ in built.members]
+    sw = ctx.weights_of(covered_rows(built.oof))  # the rows try_stack scores: those every member covers
     stack, result = try_stack(list(built.model.estimators), [built.member_oofs[t] for t in ids], built.oof, ctx.y,
                               info.problem_type, len(info.classes), ctx.seed,
-                              lambda y, cand, base: gate_against(ctx, info, spec, y, cand, base, "the stack"),
-                              lambda y, p: score(info, y, p))
+                              lambda y, cand, base: gate_against(ctx, info, spec, y, cand, base, "the stack", sw),
+                              lambda y, p: score(info, y, p, sw), ctx.weights)
     built.extra["stack"] = {"kept": stack is not None, **result.record()}
     if stack is not None:
         built.model, built.oof, built.score = stack.model, stack.oof, stack.score

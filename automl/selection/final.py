@@ -19,13 +19,15 @@ import numpy as np
 import pandas as pd
 
 from automl.metrics import THRESHOLD_METRICS, score_all, tune_threshold
-from automl.model import apply_temperature, fit_temperature
+from automl.model import Calibrator
 from automl.problem import ProblemInfo
 from automl.search.trial import TrialContext, latency_ms
 from automl.selection import SelectSpec
 from automl.selection.bagging import choose_kind
+from automl.selection.calibration import choose_calibration, score_calibrated
 from automl.selection.build import Built, Trials, build_bagged, build_refit, refit_estimate, stack_onto
-from automl.selection.choose import EnsembleChoice, choose_ensemble, ensemble_members
+from automl.selection.choose import (EnsembleChoice, Limits, choose_ensemble, constraint_record, ensemble_members,
+                                     rejoin, split_by_limits, trim_to_limits)
 from automl.selection.oof import covered_rows, load_oof
 from automl.rundir.leaderboard import rank_score
 from automl.selection.rerank import RerankSpec, rerank
@@ -41,7 +43,7 @@ class Selection:
     model: Any  # the fitted final estimator (pipeline, WeightedEnsemble, BaggedModel or StackedModel)
     trial_id: str  # ENSEMBLE_ID for an ensemble or stack
     candidate: str
-    score: float  # validation score as ranked (re-ranked mean, or the ensemble's OOF score)
+    score: Optional[float]  # validation score as ranked (re-ranked mean, or the ensemble's OOF score); None: fallback
     final_model: Dict[str, Any]  # kind, requested, reason (and the stack's record)
     refit_s: float
     leaderboard: pd.DataFrame  # re-ranked, with the ensemble's row first when one was kept
@@ -49,8 +51,11 @@ class Selection:
     rerank: Optional[Dict[str, Any]] = None  # what the re-rank did (selection/rerank.py); None if nothing
     gate: Optional[Dict[str, Any]] = None  # the ensemble gate's record
     threshold: Optional[float] = None  # binary threshold tuned on the OOF predictions
-    temperature: Optional[float] = None  # logloss temperature fitted on the OOF predictions
+    calibration: Optional[Calibrator] = None  # fitted on the OOF predictions (selection/calibration.py)
+    calibration_record: Optional[Dict[str, Any]] = None  # summary.json's best.calibration
+    constraints: Optional[Dict[str, Any]] = None  # select.max_latency_ms / max_size_mb: what they did (choose.py)
     started: float = field(default_factory=time.time)  # when the selection began (the refit's log line)
+    fallback: bool = False  # no trial finished: the cheapest candidate's default configuration (selection/fallback.py)
 
     @property
     def is_ensemble(self) -> bool:
@@ -59,7 +64,10 @@ class Selection:
     def best_single(self) -> pd.Series:
         """The leaderboard's best single configuration (after the re-rank)."""
         lb = self.leaderboard
-        return lb[(lb["status"] == "completed") & (lb["trial_id"].astype(str) != ENSEMBLE_ID)].iloc[0]
+        done = lb[(lb["status"] == "completed") & (lb["trial_id"].astype(str) != ENSEMBLE_ID)]
+        if self.fallback and done.empty:  # no trial finished: the fallback's own row
+            return lb[lb["trial_id"].astype(str) == self.trial_id].iloc[0]
+        return done.iloc[0]
 
     def record(self) -> Dict[str, Any]:
         """The choice as a plain dict, keys in the order summary.json has always had them."""
@@ -69,35 +77,50 @@ class Selection:
         if self.rerank:
             rec["rerank"] = self.rerank
         rec["final_model"] = self.final_model
+        if self.fallback:
+            rec["fallback"] = True
         if self.gate is not None:
             rec["gate"] = self.gate
         rec["refit_s"] = self.refit_s
         if self.threshold is not None:
             rec["threshold"] = self.threshold
-        if self.temperature is not None:
-            rec["temperature"] = self.temperature
+        if self.calibration is not None and self.calibration.method == "temperature":
+            rec["temperature"] = self.calibration.temperature  # the key runs before select.calibration wrote
+        if self.calibration_record is not None:
+            rec["calibration"] = self.calibration_record
+        if self.constraints is not None:
+            rec["constraints"] = self.constraints
         return rec
 
 
-def calibrate(ctx: TrialContext, info: ProblemInfo, sel: Selection, oof: Optional[np.ndarray]):
-    """Tune the binary threshold / logloss temperature on the final model's OOF predictions into
-    ``sel``. Returns (OOF after temperature, covered rows)."""
-    covered = None
-    if oof is not None:
-        covered = covered_rows(oof)
-        if info.problem_type == "binary" and info.metric in THRESHOLD_METRICS:
-            sel.threshold, _ = tune_threshold(ctx.y[covered], oof[covered], info.metric, info.pos_index)
-        if info.metric == "logloss":
-            sel.temperature = fit_temperature(ctx.y[covered], oof[covered])
-            oof = apply_temperature(oof, sel.temperature)
-    return oof, covered
+def calibrate(ctx: TrialContext, info: ProblemInfo, sel: Selection, oof: Optional[np.ndarray],
+              requested: str = "auto", scored: bool = True) -> Optional[Dict[str, float]]:
+    """Tune the binary threshold and choose the calibration (select.calibration) on the final
+    model's OOF predictions, into ``sel``; both on the raw probabilities, so labels do not change.
+    Returns every metric on the OOF rows (probability metrics calibrated, cross-fitted) when
+    ``scored`` (an ensemble's leaderboard row), else None."""
+    if oof is None:
+        return None
+    covered = covered_rows(oof)
+    y, raw, w = ctx.y[covered], oof[covered], ctx.weights_of(covered)  # w: sample weights (None: unweighted)
+    if info.problem_type == "binary" and info.metric in THRESHOLD_METRICS:
+        sel.threshold, _ = tune_threshold(y, raw, info.metric, info.pos_index, w)
+    if info.problem_type == "regression":
+        return score_all(info.problem_type, y, raw, info.pos_index, sample_weight=w)
+    cal = choose_calibration(requested, y, raw, info.problem_type, info.pos_index, ctx.seed)
+    sel.calibration, sel.calibration_record = cal.calibrator, cal.record
+    if not scored:
+        return None
+    if cal.oof is None:
+        return score_all(info.problem_type, y, raw, info.pos_index, sel.threshold, w)
+    return score_calibrated(info.problem_type, y[cal.rows], raw[cal.rows], cal.oof, info.pos_index, sel.threshold,
+                            None if w is None else w[cal.rows])
 
 
-def ensemble_row(ctx: TrialContext, info: ProblemInfo, built: Built, sel: Selection, oof: np.ndarray,
-                 covered: np.ndarray) -> pd.DataFrame:
+def ensemble_row(ctx: TrialContext, info: ProblemInfo, built: Built, sel: Selection,
+                 scores: Dict[str, float]) -> pd.DataFrame:
     """``sel.leaderboard`` with the kept ensemble's row put first."""
     lb = sel.leaderboard
-    scores = score_all(info.problem_type, ctx.y[covered], oof[covered], info.pos_index, sel.threshold)
     row = {"trial_id": ENSEMBLE_ID, "trial_number": len(lb), "candidate": ENSEMBLE_ID, "algorithm": "ensemble",
            "status": "completed", "objective": built.score, **scores,
            "fit_s": sel.refit_s, "predict_ms_per_row": np.nan,
@@ -148,8 +171,11 @@ def select_final(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]]
     """
     started = time.time()
     spec = select or SelectSpec()
+    limits = Limits(spec.max_latency_ms, spec.max_size_mb)
+    lb, over = split_by_limits(lb, limits)  # the trials over select.max_latency_ms/max_size_mb are not chosen
     by_id = {str(r["trial_id"]): r for r in rows}
     choice = choose_ensemble(ctx, lb[lb["status"] == "completed"], info, out, so, spec, ensemble)
+    trimmed = trim_to_limits(ctx, info, spec, choice, lb[lb["status"] == "completed"], limits)
     reranked = None
     if choice.selection is None and rerank_spec is not None and rerank_spec.top >= 2:
         lb, reranked = rerank_single(ctx, lb, rows, info, rerank_spec, deadline, out, so)
@@ -158,14 +184,18 @@ def select_final(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]]
     planned = [t for t, _ in ensemble_members(choice)] if choice.selection is not None else [trials.best_id]
     kind, why = choose_kind(spec.final_model, ctx, [trials.fit_s(t) for t in planned], deadline - 0.5 - t0,
                             os.cpu_count() or 1)
-    log.info("final model: %s (%s)", kind, why)
+    log.debug("final model: %s (%s)", kind, why)
     built = (build_bagged if kind == "bagged" else build_refit)(ctx, info, spec, choice, trials, deadline)
     built.reason = built.reason or why
     if spec.stack and built.members:
         stack_onto(ctx, info, spec, built)
     sel = describe(built, choice, trials, info, spec, reranked, t0)
     sel.started = started
-    oof, covered = calibrate(ctx, info, sel, built.oof)
-    if built.members:
-        sel.leaderboard = ensemble_row(ctx, info, built, sel, oof, covered)
+    scores = calibrate(ctx, info, sel, built.oof, spec.calibration, scored=bool(built.members))
+    if built.members and scores is not None:
+        sel.leaderboard = ensemble_row(ctx, info, built, sel, scores)
+    if limits.active:
+        sel.leaderboard = rejoin(sel.leaderboard, over)
+        sel.constraints = constraint_record(limits, built.model, ctx, int((lb["status"] == "completed").sum()),
+                                            len(over), trimmed)
     return sel

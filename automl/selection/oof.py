@@ -1,21 +1,11 @@
 """Out-of-fold (OOF) predictions of the search's trials, as the selection reads and blends them."""
 from __future__ import annotations
 
-import io
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 
-from automl import artifacts as art
-from automl.rundir.layout import trial_oof_file
-
-
-def load_oof(out: str, trial_id: str, so: Dict[str, Any]) -> Optional[np.ndarray]:
-    """A trial's ``oof.npy`` from the run folder ``out``, as floats; None when it is missing or unreadable."""
-    try:
-        return np.load(io.BytesIO(art.read_bytes(art.join(out, trial_oof_file(trial_id)), so))).astype(float)
-    except Exception:
-        return None
+from automl.rundir.trials import load_oof  # noqa: F401 (the selection's modules import it from here)
 
 
 def covered_rows(oof: np.ndarray) -> np.ndarray:

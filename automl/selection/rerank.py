@@ -30,7 +30,8 @@ import pandas as pd
 from automl.metrics import objective_score
 from automl.search.scheduling import refit_within
 from automl.rundir.leaderboard import rank_score  # noqa: F401  (re-exported: callers read it here)
-from automl.search.trial import TrialContext, build_pipeline, fit_fold, make_folds, predict_matrix
+from automl.candidates.pipeline import build_pipeline, predict_matrix
+from automl.search.trial import TrialContext, fit_fold, make_folds
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,11 @@ class RerankSpec:
 
 
 def repeat_folds(ctx: TrialContext, repeats: int) -> List[List[Tuple[np.ndarray, np.ndarray]]]:
-    """``repeats`` new k-fold splits (k as in the search), shuffled with seeds ``seed + 1`` on."""
+    """``repeats`` new k-fold splits (k as in the search), shuffled with seeds ``seed + 1`` on;
+    group-disjoint when the search's folds were (validation.group_column)."""
     k = len(ctx.folds)
-    return [make_folds(ctx.y, ctx.problem_type, k, len(ctx.y) + 1, 0.2, ctx.seed + r) for r in range(1, repeats + 1)]
+    return [make_folds(ctx.y, ctx.problem_type, k, len(ctx.y) + 1, 0.2, ctx.seed + r, groups=ctx.groups)
+            for r in range(1, repeats + 1)]
 
 
 def split_scores(ctx: TrialContext, candidate: str, params: Dict[str, Any],
@@ -60,9 +63,10 @@ def split_scores(ctx: TrialContext, candidate: str, params: Dict[str, Any],
     for folds in splits:
         oof = np.full(shape, np.nan)
         for tr, va in folds:
-            pipe, _ = fit_fold(template, cand.algorithm, ctx.X.iloc[tr], ctx.y[tr], ctx.X.iloc[va], ctx.y[va])
+            pipe, _ = fit_fold(template, cand.algorithm, ctx.X.iloc[tr], ctx.y[tr], ctx.X.iloc[va], ctx.y[va],
+                               ctx.weights_of(tr), ctx.weights_of(va))
             oof[va] = predict_matrix(pipe, ctx.X.iloc[va], ctx.problem_type, ctx.n_classes)
-        scores.append(objective_score(ctx.problem_type, ctx.metric, ctx.pos_index, ctx.y, oof))
+        scores.append(objective_score(ctx.problem_type, ctx.metric, ctx.pos_index, ctx.y, oof, ctx.weights))
     return scores
 
 
@@ -75,7 +79,8 @@ def score_spread(ctx: TrialContext, oof: np.ndarray, n_boot: int = 30) -> float:
     for _ in range(n_boot):
         idx = rng.choice(covered, size=len(covered), replace=True)
         try:
-            values.append(objective_score(ctx.problem_type, ctx.metric, ctx.pos_index, ctx.y[idx], oof[idx]))
+            values.append(objective_score(ctx.problem_type, ctx.metric, ctx.pos_index, ctx.y[idx], oof[idx],
+                                          ctx.weights_of(idx)))
         except ValueError:  # e.g. one class only in the resample
             continue
     return float(np.std(values)) if len(values) >= 2 else float("inf")
@@ -91,15 +96,17 @@ def rerank(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], grea
     on ``best_oof`` (see ``score_spread``), or no limit without that either.
     """
     done = lb[lb["status"] == "completed"]
-    if spec.top < 2 or spec.repeats < 1 or len(ctx.folds) < 2 or len(done) < 2:
-        return lb, None  # a holdout split (large data) is not re-ranked: one more would cost a trial each
+    if spec.top < 2 or spec.repeats < 1 or len(ctx.folds) < 2 or len(done) < 2 or ctx.time_ordered:
+        # a holdout split (large data) is not re-ranked: one more would cost a trial each; forward
+        # chaining in time (validation.time_column) has one order only, so no other split to try
+        return lb, None
     t0 = time.time()
     if band is None:
         band = score_spread(ctx, best_oof) if best_oof is not None else float("inf")
     first = done["objective"].to_numpy(dtype=float)
     top = done[np.abs(first - first[0]) <= band].head(spec.top)
     if len(top) < 2:
-        log.info("re-rank skipped: no other configuration scored within one standard error (%.5f) of the best",
+        log.debug("re-rank skipped: no other configuration scored within one standard error (%.5f) of the best",
                  band)
         return lb, None
     by_id = {str(r["trial_id"]): r for r in rows}
@@ -123,7 +130,7 @@ def rerank(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], grea
     while n in got and got[n] is not None:
         n += 1
     if n < 2:
-        log.info("re-rank skipped: re-scoring even the best two configurations on %d more split(s) would not "
+        log.debug("re-rank skipped: re-scoring even the best two configurations on %d more split(s) would not "
                  "finish in the %.1f s it may take", spec.repeats, max(0.0, until - t0))
         return lb, None
     searched = top["objective"].to_numpy(dtype=float)[:n]

@@ -39,7 +39,8 @@ def _predict(model: Any, Z: np.ndarray, problem_type: str, n_classes: int) -> np
 
 
 def fit_stack(member_oofs: Sequence[np.ndarray], y: np.ndarray, problem_type: str, n_classes: int,
-              seed: int) -> Tuple[Any, np.ndarray, List[Tuple[np.ndarray, np.ndarray]]]:
+              seed: int, sample_weight: Optional[np.ndarray] = None
+              ) -> Tuple[Any, np.ndarray, List[Tuple[np.ndarray, np.ndarray]]]:
     """Fit the second level on the members' OOF predictions only.
 
     Returns (level-2 model fitted on all rows' OOF predictions, its cross-fitted predictions,
@@ -54,9 +55,10 @@ def fit_stack(member_oofs: Sequence[np.ndarray], y: np.ndarray, problem_type: st
     folds = list(splitter.split(np.zeros(n), y if stratify else None))
     shape = (n,) if problem_type == "regression" else (n, n_classes)
     crossfit = np.full(shape, np.nan)
+    sw = (lambda rows: {}) if sample_weight is None else (lambda rows: {"sample_weight": sample_weight[rows]})
     for tr, va in folds:
-        crossfit[va] = _predict(clone(template).fit(Z[tr], y[tr]), Z[va], problem_type, n_classes)
-    return clone(template).fit(Z, y), crossfit, folds
+        crossfit[va] = _predict(clone(template).fit(Z[tr], y[tr], **sw(tr)), Z[va], problem_type, n_classes)
+    return clone(template).fit(Z, y, **sw(slice(None))), crossfit, folds
 
 
 @dataclass
@@ -68,7 +70,8 @@ class Stack:
 
 def try_stack(members: list, member_oofs: Sequence[np.ndarray], blend_oof: np.ndarray, y_all: np.ndarray,
               problem_type: str, n_classes: int, seed: int, gate_fn: Callable[..., GateResult],
-              score_fn: Callable[[np.ndarray, np.ndarray], float]) -> Tuple[Optional[Stack], GateResult]:
+              score_fn: Callable[[np.ndarray, np.ndarray], float],
+              sample_weight: Optional[np.ndarray] = None) -> Tuple[Optional[Stack], GateResult]:
     """Stack ``members`` (fitted level-1 models) on their OOF predictions; the stack is returned
     only when its cross-fitted prediction passes ``gate_fn(y, stack, blend)`` against the level-1
     ensemble's OOF blend. Returns (stack or None, the gate's result)."""
@@ -76,7 +79,8 @@ def try_stack(members: list, member_oofs: Sequence[np.ndarray], blend_oof: np.nd
     for o in member_oofs:
         covered &= ~np.isnan(o if o.ndim == 1 else o[:, 0])
     y = y_all[covered]
-    model2, crossfit, _ = fit_stack([o[covered] for o in member_oofs], y, problem_type, n_classes, seed)
+    w = None if sample_weight is None else sample_weight[covered]  # the rows' sample weights
+    model2, crossfit, _ = fit_stack([o[covered] for o in member_oofs], y, problem_type, n_classes, seed, w)
     result = gate_fn(y, crossfit, blend_oof[covered])
     if not result.passed:
         log.info("stack not kept: %s", result.reason.replace("the best single model", "the level-1 ensemble"))

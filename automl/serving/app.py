@@ -34,7 +34,8 @@ from automl.errors import AutoMLError
 from automl.rundir.leaderboard import rank_score
 from automl.redact import redact_text
 from automl.serving.capture import DataCapture, frame_records, raw_records
-from automl.serving.codec import CONTENT_TYPES, RequestError, parse, render, request_format, response_format
+from automl.serving.codec import (CONTENT_TYPES, CSV, RequestError, explain_request, json_value, parse, render,
+                                  request_format, response_format)
 from automl.serving.predictor import Predictor
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class Endpoint:
     max_batch_rows: int = 256
     capture: Optional[DataCapture] = None
     body_timeout_s: float = 30.0
+    explainer: Optional[Any] = None  # automl.explain.Explainer: answers requests that ask explain=true
 
 
 INLINE_ROWS = 64  # batches up to this many rows are predicted on the event loop itself
@@ -108,7 +110,7 @@ class Batcher:
     def _predict_all(self, frames: List[pd.DataFrame]) -> List[Any]:
         if len(frames) > 1:
             try:
-                m = self.predictor.matrix(pd.concat(frames, ignore_index=True))
+                m = self.predictor.scores(pd.concat(frames, ignore_index=True))
                 bounds = np.cumsum([0] + [len(f) for f in frames])
                 return [m[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
             except Exception:
@@ -125,8 +127,8 @@ class Batcher:
         """Predictions for one request's rows, ``PREDICT_CHUNK_ROWS`` at a time: a model's C code
         may hold the GIL for its whole call, and the event loop (and /ping) waits meanwhile."""
         if len(X) <= PREDICT_CHUNK_ROWS:
-            return self.predictor.matrix(X)
-        return np.concatenate([self.predictor.matrix(X.iloc[i:i + PREDICT_CHUNK_ROWS])
+            return self.predictor.scores(X)
+        return np.concatenate([self.predictor.scores(X.iloc[i:i + PREDICT_CHUNK_ROWS])
                                for i in range(0, len(X), PREDICT_CHUNK_ROWS)])
 
     def close(self) -> None:
@@ -231,9 +233,13 @@ class Invocations:
             return Response(status_code=400)
         offload = len(body) > INLINE_BODY_BYTES
         try:
+            top_k = explain_request(request.scope.get("query_string") or b"", body, kind)  # None: not asked
             X = await self.run(offload, parse, body, kind, self.predictor.schema)
             m = await self.predict(X)
-            objs, content, media = await self.run(offload, self.answer, m, out_kind)
+            if top_k is None:
+                objs, content, media = await self.run(offload, self.answer, m, out_kind)
+            else:  # explanations cost more than the prediction: always off the event loop
+                objs, content, media = await self.run(True, self.answer_explained, X, m, out_kind, top_k)
         except RequestError as exc:
             # Rejected rows are captured too (with the error): a missing column or a string
             # where a number belongs is exactly what the monitor must see.
@@ -261,6 +267,26 @@ class Invocations:
 
     def answer(self, m: np.ndarray, out_kind: str) -> Tuple[List[Dict[str, Any]], bytes, str]:
         objs = self.predictor.responses(m)
+        content, media = render(objs, out_kind, self.predictor.response_keys)
+        return objs, content, media
+
+    def answer_explained(self, X: pd.DataFrame, m: np.ndarray, out_kind: str,
+                         top_k: int) -> Tuple[List[Dict[str, Any]], bytes, str]:
+        """The answer with an ``explanation`` per prediction: the ``top_k`` largest contributions."""
+        explainer = self.endpoint.explainer
+        if explainer is None:
+            raise RequestError(400, "this endpoint does not explain predictions; send the request without explain")
+        if out_kind == CSV:
+            raise RequestError(406, "explanations are answered in JSON; send Accept: application/json")
+        try:
+            explanations = explainer.top_k(X, top_k)
+        except AutoMLError as exc:
+            raise RequestError(400, f"cannot explain these rows: {exc}") from None
+        objs = self.predictor.responses(m)
+        for obj, expl in zip(objs, explanations):
+            if "class" in expl:
+                expl["class"] = json_value(expl["class"])
+            obj["explanation"] = expl
         content, media = render(objs, out_kind, self.predictor.response_keys)
         return objs, content, media
 

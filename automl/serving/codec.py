@@ -175,6 +175,43 @@ def load_json(text: str) -> Any:
                                 f"fit float64 (about 1.8e308)") from None
 
 
+DEFAULT_TOP_K = 5  # features per row in an explanation unless the request says top_k
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
+
+
+def explain_request(query: bytes, body: bytes, kind: str) -> Optional[int]:
+    """The number of features to explain per row when the request asks for explanations
+    (``?explain=true[&top_k=N]``, or ``"explain": true`` / ``"explain": {"top_k": N}`` beside the
+    JSON instances); None when it does not. A request without a query string whose body does
+    not hold the text ``"explain"`` costs one substring search."""
+    if not query and (kind != JSON or b'"explain"' not in body):
+        return None
+    from urllib.parse import parse_qs
+
+    params = {k: v[-1] for k, v in parse_qs(query.decode("latin-1"), keep_blank_values=True).items()}
+    flag, top_k = params.get("explain"), params.get("top_k")
+    if kind == JSON and b'"explain"' in body:
+        doc = load_json(decode_text(body))
+        value = doc.get("explain") if isinstance(doc, dict) else None
+        if isinstance(value, dict):
+            flag, top_k = "true", value.get("top_k", top_k)
+        elif value is not None:
+            flag = str(value).lower()
+    if flag is None or str(flag).lower() in _FALSE:
+        return None
+    if str(flag).lower() not in _TRUE:
+        raise RequestError(400, f"explain={flag!r}: use explain=true (or false)")
+    if top_k is None:
+        return DEFAULT_TOP_K
+    try:
+        k = int(top_k)
+    except (TypeError, ValueError):
+        k = -1
+    if k < 1 or isinstance(top_k, bool):
+        raise RequestError(400, f"top_k={top_k!r}: give a whole number of features >= 1, e.g. top_k=5")
+    return k
+
+
 def parse(body: bytes, kind: str, schema: InputSchema) -> pd.DataFrame:
     return parse_csv(body, schema) if kind == CSV else parse_json(body, schema)
 

@@ -294,7 +294,12 @@ class Predictor:
         self._fast = fast
 
     def matrix(self, X: pd.DataFrame) -> np.ndarray:
-        """As ``ModelBundle.predict_matrix`` for rows from ``self.schema`` (columns already in order)."""
+        """As ``ModelBundle.predict_matrix`` (calibrated probabilities) for rows from ``self.schema``."""
+        return self._fast.calibrate(self.scores(X))
+
+    def scores(self, X: pd.DataFrame) -> np.ndarray:
+        """As ``ModelBundle.raw_matrix`` for rows from ``self.schema`` (columns already in order):
+        what ``responses`` takes, labels coming from these scores and probabilities calibrated."""
         from sklearn import config_context
 
         pipe = self._fast.pipeline
@@ -310,13 +315,14 @@ class Predictor:
             proba = full
         return proba
 
-    def responses(self, m: np.ndarray) -> List[Dict[str, Any]]:
-        """One response object per row of a prediction matrix, with the configured keys."""
+    def responses(self, raw: np.ndarray) -> List[Dict[str, Any]]:
+        """One response object per row of ``scores``' output, with the configured keys."""
         keys = self.response_keys
-        labels = self._fast.labels_from_matrix(m)
+        labels = self._fast.labels_from_matrix(raw)
         out: List[Dict[str, Any]] = []
         if not self.classification:
             return [{"predicted_label": json_value(v)} for v in labels]
+        m = self._fast.calibrate(raw)
         index = {c: i for i, c in enumerate(self.bundle.classes)}
         for row, label in zip(m, labels):
             obj: Dict[str, Any] = {}

@@ -74,7 +74,7 @@ def resolve_api_key(key: Optional[str], key_file: Optional[str]) -> Optional[str
 
 def load_endpoint(opts: Dict[str, Any]):
     """Load the run and the trial's model; build the predictor and the data capture."""
-    from automl.run import load
+    from automl.rundir.run import load
     from automl.serving.app import Endpoint, endpoint_metadata
     from automl.serving.capture import DataCapture
     from automl.serving.predictor import Predictor
@@ -95,7 +95,8 @@ def load_endpoint(opts: Dict[str, Any]):
     return Endpoint(predictor=predictor, metadata=endpoint_metadata(run, predictor, trial_id),
                     api_key=opts.get("api_key"), max_body_bytes=int(opts.get("max_body_bytes", 6 << 20)),
                     max_batch_rows=int(opts.get("serve.max_batch_rows", 256)), capture=capture,
-                    body_timeout_s=float(opts.get("serve.body_timeout_s", 30.0)))
+                    body_timeout_s=float(opts.get("serve.body_timeout_s", 30.0)),
+                    explainer=run.explainer(opts.get("trial")))  # explain=true requests; loads nothing now
 
 
 def cmd_serve(args: List[str]) -> int:
@@ -175,7 +176,7 @@ def serve_ray(opts: Dict[str, Any], block: bool = True) -> int:
     """Run the app on Ray Serve with ``serve.replicas`` replicas on the current Ray cluster."""
     from ray import serve
 
-    from automl.run import load
+    from automl.rundir.run import load
     from automl.raystart import init_ray
 
     run = load(str(opts["run_dir"]), allow_pickle=bool(opts.get("allow_pickle")))

@@ -1,23 +1,25 @@
 """The prepare stage: read the data, check it, infer the problem and the column types, hold out
-test rows and make the validation folds. Reads only; nothing is written."""
+test rows and make the validation folds (plain, group-disjoint or forward in time, with the rows'
+sample weights: data/splits.py, data/weights.py). Reads only; nothing is written."""
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
-from sklearn.model_selection import train_test_split
 
+from automl.data.columns import check_chosen_columns, choose_features
 from automl.data.io import DEMO_DATASETS, read_table
-from automl.data.types import FEATURE_TYPES, infer_column_types
+from automl.data.splits import Structure, fold_count, group_codes, make_folds, split_test, time_keys
+from automl.data.types import FEATURE_TYPES, apply_type_overrides, infer_column_types
+from automl.data.weights import Weighting, balanced_weights, check_weights, weighting_for
 from automl.errors import DataError
 from automl.problem import ProblemInfo, check_enough_rows, encode_target, resolve_problem
 from automl.search.sampling import cap_fold_rows
-from automl.search.trial import fold_count, make_folds
 
 log = logging.getLogger(__name__)
 Folds = List[Tuple[np.ndarray, np.ndarray]]
@@ -36,6 +38,9 @@ class Prepared:
     features: List[str]  # the columns used as features
     n_rows_read: int
     folds: Optional[Folds]  # None with mode=candidates_only
+    weights: Optional[np.ndarray] = None  # one sample weight per row of df (None: unweighted)
+    weighting: Optional[Weighting] = None  # where the weights come from (the test score uses it too)
+    structure: Structure = field(default_factory=Structure)  # plain, group or time (data/splits.py)
 
     @property
     def feature_types(self) -> Dict[str, str]:
@@ -87,26 +92,101 @@ def hold_out_test(cfg: DictConfig, df: pd.DataFrame, test_df: Optional[pd.DataFr
     if test_fraction is None:
         test_fraction = 0.25 if cfg.data.path in DEMO_DATASETS and not from_frame and test_df is None else 0.0
     if test_df is None and test_fraction > 0:
+        kind, column = structure_of(cfg)
         strat = df[target] if info.problem_type != "regression" and df[target].value_counts().min() >= 2 else None
-        df, test_df = train_test_split(df, test_size=test_fraction, random_state=cfg.seed, stratify=strat)
-        df, test_df = df.reset_index(drop=True), test_df.reset_index(drop=True)
-        log.info("held out %d rows (%.0f%%) as test data", len(test_df), 100 * test_fraction)
+        df, test_df = split_test(df, test_fraction, cfg.seed, kind, column, strat)
+        how = {"group": f", whole groups of '{column}'", "time": f", the last period of '{column}'"}.get(kind, "")
+        (log.info if how else log.debug)("held out %d rows (%.0f%%) as test data%s", len(test_df),
+                                          100 * test_fraction, how)  # the test line names the rows
     return df, test_df
 
 
-def run_folds(cfg: DictConfig, y, info: ProblemInfo, n_rows: int) -> Folds:
-    """The validation splits every trial uses (k-fold, or a holdout on large data)."""
+def structure_of(cfg: DictConfig) -> Tuple[str, Optional[str]]:
+    """(plain | group | time, its column) from validation.group_column / validation.time_column."""
+    v = cfg.validation
+    if v.get("group_column"):
+        return "group", str(v.group_column)
+    if v.get("time_column"):
+        return "time", str(v.time_column)
+    return "plain", None
+
+
+def check_role_columns(cfg: DictConfig, df: pd.DataFrame) -> List[str]:
+    """The weight, group and time columns named in the config, checked to be in the table.
+    Returns those that are never features (weight and group)."""
+    roles = {"data.weight_column": cfg.data.get("weight_column"),
+             "validation.group_column": cfg.validation.get("group_column"),
+             "validation.time_column": cfg.validation.get("time_column")}
+    for key, col in roles.items():
+        if col and col not in df.columns:
+            why = "it is listed in data.drop; remove it there" if col in cfg.data.drop else \
+                "the columns are: " + ", ".join(map(str, list(df.columns)[:30]))
+            raise DataError(f"{key} '{col}' is not a column of the training data; {why}")
+    return [c for c in (roles["data.weight_column"], roles["validation.group_column"]) if c]
+
+
+def order_rows(cfg: DictConfig, df: pd.DataFrame, test_df: Optional[pd.DataFrame]) -> pd.DataFrame:
+    """Rows sorted by validation.time_column (stable; ties keep the table's order); else as read.
+    Checks every row's weight and group first (training and given test data)."""
+    w_col = cfg.data.get("weight_column")
+    if w_col:
+        check_weights(df[w_col], w_col)
+        if test_df is not None and w_col in test_df.columns:
+            check_weights(test_df[w_col], w_col, "test")
+    kind, column = structure_of(cfg)
+    if kind == "group":
+        group_codes(df[column], column)  # missing groups: an error before the test split
+    if kind != "time":
+        return df
+    order = np.argsort(time_keys(df[column], column), kind="mergesort")
+    return df.iloc[order].reset_index(drop=True)
+
+
+def row_structure(cfg: DictConfig, df: pd.DataFrame) -> Structure:
+    """The training rows' groups or times, for the folds and the re-rank."""
+    kind, column = structure_of(cfg)
+    if kind == "group":
+        return Structure(kind, column, groups=group_codes(df[column], column))
+    if kind == "time":
+        return Structure(kind, column, times=time_keys(df[column], column))
+    return Structure()
+
+
+def row_weights(cfg: DictConfig, df: pd.DataFrame,
+                info: ProblemInfo) -> Tuple[Optional[Weighting], Optional[np.ndarray]]:
+    """The weighting and each training row's weight (None, None when unweighted)."""
+    weighting = weighting_for(cfg.data, info.problem_type)
+    if weighting is None:
+        return None, None
+    if weighting.mode == "balanced":
+        balanced_weights(weighting, df[cfg.data.target])
+    weights = weighting.of(df, cfg.data.target)
+    log.info("sample weights from %s: sum %.4g, min %.4g, max %.4g over %d rows",
+             f"column '{weighting.column}'" if weighting.column else "the classes (balanced)",
+             weights.sum(), weights.min(), weights.max(), len(weights))
+    return weighting, weights
+
+
+def run_folds(cfg: DictConfig, y, info: ProblemInfo, n_rows: int, structure: Optional[Structure] = None) -> Folds:
+    """The validation splits every trial uses (k-fold, or a holdout on large data); group-disjoint
+    or forward in time as ``structure`` says."""
+    structure = structure or Structure()
     v = cfg.validation
     n_folds = v.large_data_folds if n_rows >= v.large_data_rows else v.n_folds
     if n_folds != v.n_folds and n_rows <= v.cv_max_rows:
         log.info("%d rows >= validation.large_data_rows=%d: %d-fold cross-validation", n_rows,
                  v.large_data_rows, n_folds)
-    if n_rows <= v.cv_max_rows:
+    if n_rows <= v.cv_max_rows and structure.kind == "plain":
         fitted, why = fold_count(y, info.problem_type, n_folds, info.classes)
         if why:  # tiny data: fewer folds (check_enough_rows stopped data too small for 2)
             key = "n_folds" if n_folds == v.n_folds else "large_data_folds"
             log.info("%s, fewer than validation.%s=%d: %d-fold cross-validation", why, key, n_folds, fitted)
-    folds = make_folds(y, info.problem_type, n_folds, v.cv_max_rows, v.holdout_fraction, cfg.seed)
+    folds = make_folds(y, info.problem_type, n_folds, v.cv_max_rows, v.holdout_fraction, cfg.seed,
+                       groups=structure.groups, times=structure.times)
+    if structure.kind != "plain":
+        validated = len(np.unique(np.concatenate([va for _, va in folds])))
+        log.info("%s validation on '%s': %d fold(s), %d of %d rows validated", structure.kind, structure.column,
+                 len(folds), validated, n_rows)
     return cap_fold_rows(folds, y, v.get("max_train_rows"), info.problem_type, cfg.seed)
 
 
@@ -121,23 +201,40 @@ def feature_columns(column_types: Dict[str, str]) -> List[str]:
     return features
 
 
+def check_column_choice(cfg: DictConfig, df: pd.DataFrame) -> None:
+    """data.features, data.exclude and data.types name columns of the table (issue 18)."""
+    d, v = cfg.data, cfg.validation
+    reserved = {str(d[k]): f"data.{k}" for k in ("weight_column",) if d.get(k)}
+    reserved.update({str(v[k]): f"validation.{k}" for k in ("group_column",) if v.get(k)})
+    check_chosen_columns(list(df.columns), d.target, d.get("features"), list(d.get("exclude") or []),
+                         dict(d.get("types") or {}), list(d.drop), reserved)
+
+
 def prepare(cfg: DictConfig, frame: Optional[pd.DataFrame] = None) -> Prepared:
     """Read and check the training data (``frame`` instead of data.path when given)."""
     phase = time.time()
     df, test_df = load_training_data(cfg, frame)
+    check_column_choice(cfg, df)
     target = cfg.data.target
     log.info("read %d rows x %d columns in %.1f s", len(df), df.shape[1], time.time() - phase)
     info = resolve_problem(df[target], cfg.problem_type, cfg.metric, target)
     log.info("problem: %s (%s); metric: %s", info.problem_type, info.reason, info.metric)
     n_read = len(df)
     df = drop_bad_targets(df, target, info.problem_type, "training")
+    not_features = check_role_columns(cfg, df)
+    df = order_rows(cfg, df, test_df)
     df, test_df = hold_out_test(cfg, df, test_df, info, frame is not None)
     check_enough_rows(df[target], info.problem_type, target)  # tiny data: a one-line error
     phase = time.time()
-    X = df.drop(columns=[target])
-    column_types = infer_column_types(X)
-    log.info("inferred %d column types in %.1f s", len(column_types), time.time() - phase)
-    features = feature_columns(column_types)
+    X = df.drop(columns=[target, *not_features])  # the weight and group columns are never features
+    types = dict(cfg.data.get("types") or {})
+    column_types = apply_type_overrides(X, infer_column_types(X), types)
+    log.debug("inferred %d column types in %.1f s%s", len(column_types), time.time() - phase,
+             f" ({len(types)} set by data.types)" if types else "")
+    features = choose_features(column_types, feature_columns(column_types), cfg.data.get("features"),
+                               list(cfg.data.get("exclude") or []), types)
     y = encode_target(df[target], info)
-    folds = None if cfg.mode == "candidates_only" else run_folds(cfg, y, info, len(df))
-    return Prepared(df, test_df, info, X, y, column_types, features, n_read, folds)
+    weighting, weights = row_weights(cfg, df, info)
+    structure = row_structure(cfg, df)
+    folds = None if cfg.mode == "candidates_only" else run_folds(cfg, y, info, len(df), structure)
+    return Prepared(df, test_df, info, X, y, column_types, features, n_read, folds, weights, weighting, structure)

@@ -13,21 +13,23 @@ import pandas as pd
 
 from automl import artifacts as art
 from automl.candidates.generate import Candidate
-from automl.manifest import write_manifest
-from automl.metrics import score_all
+from automl.rundir.manifest import write_manifest
 from automl.model import ModelBundle
 from automl.notebooks import write_notebooks
 from automl.problem import encode_target
 from automl.redact import redacted_yaml
 from automl.report import write_report
-from automl.rundir.layout import TRAIN_DATA_FILE, candidate_file
+from automl.rundir.layout import CONFIG_FILE, TRAIN_DATA_FILE, candidate_file
+from automl.rundir.summary import write_summary
 from automl.rundir.modelfile import save_model
+from automl.selection.calibration import ECE_BINS, expected_calibration_error, score_calibrated
 from automl.selection.final import Selection
-from automl.rundir.leaderboard import rank_score
+from automl.rundir.leaderboard import rank_score, write_leaderboard
 from automl.stages.env import RunEnv
 from automl.stages.plan import Plan
 from automl.stages.prepare import Prepared, drop_bad_targets
 from automl.stages.search import SearchOutcome
+from automl.tracking import track_fit
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ def inputs_summary(env: RunEnv, prepared: Prepared, plan: Plan) -> Dict[str, Any
         "column_types": prepared.column_types, "features": prepared.features, "classes": info.classes,
         "positive_class": info.positive_class, "imbalance_ratio": info.imbalance_ratio, "mode": env.cfg.mode,
         "candidates": [c.name for c in plan.candidates], "skipped_candidates": plan.skipped,
+        "sample_weights": prepared.weighting.record(prepared.weights) if prepared.weighting else None,
     }
 
 
@@ -70,13 +73,16 @@ def write_inputs(env: RunEnv, prepared: Prepared, plan: Plan) -> None:
     cfg, out, so = env.cfg, env.out, env.so
     phase = time.time()
     save_training_data(out, prepared.df, so)
-    log.info("saved the training rows to %s in %.1f s", TRAIN_DATA_FILE, time.time() - phase)
+    log.debug("saved the training rows to %s in %.1f s", TRAIN_DATA_FILE, time.time() - phase)
     from automl.monitor import write_baseline  # baseline/ for `automl monitor`; never fails the fit
 
-    write_baseline(out, prepared.X, prepared.column_types, so, target=cfg.data.target, ignored=list(cfg.data.drop))
-    art.write_text(art.join(out, art.CONFIG_FILE), redacted_yaml(cfg), so)  # secrets masked
+    roles = [c for c in (cfg.data.get("weight_column"), cfg.validation.get("group_column")) if c]  # not features
+    write_baseline(out, prepared.X, prepared.column_types, so, target=cfg.data.target,
+                   ignored=list(cfg.data.drop) + roles)
+    art.write_text(art.join(out, CONFIG_FILE), redacted_yaml(cfg), so)  # secrets masked
     write_candidates(out, plan.candidates, so)
-    write_notebooks(out, so, inputs_summary(env, prepared, plan))  # never fails the fit
+    if cfg.get("notebooks", True):
+        write_notebooks(out, so, inputs_summary(env, prepared, plan))  # never fails the fit
 
 
 def publish_candidates_only(env: RunEnv, prepared: Prepared, plan: Plan) -> None:
@@ -84,7 +90,7 @@ def publish_candidates_only(env: RunEnv, prepared: Prepared, plan: Plan) -> None
     summary = inputs_summary(env, prepared, plan)
     summary.update({"wall_time_s": round(time.time() - env.started, 2), "n_trials_completed": 0,
                     "n_trials_failed": 0, "best": None})
-    art.write_json(art.join(env.out, art.SUMMARY_FILE), summary, env.so)
+    write_summary(env.out, summary, env.so)
     log.info("candidates written to %s/candidates; stopped before training (mode=candidates_only)",
              env.cfg.output_dir)
     write_manifest(env.out, env.so)  # last: digests every file written so far
@@ -96,12 +102,12 @@ def save_final_model(env: RunEnv, prepared: Prepared, sel: Selection) -> Tuple[M
     bundle = ModelBundle(pipeline=sel.model, problem_type=info.problem_type, target=env.cfg.data.target,
                          feature_columns=prepared.features, column_types=prepared.feature_types,
                          classes=info.classes, positive_class=info.positive_class, threshold=sel.threshold,
-                         temperature=sel.temperature, trial_id=str(sel.trial_id), candidate=str(sel.candidate))
+                         calibration=sel.calibration, trial_id=str(sel.trial_id), candidate=str(sel.candidate))
     size = save_model(env.out, bundle, env.so)
     lb = sel.leaderboard
     if sel.is_ensemble:  # a large ensemble is pickled once, here (forests: hundreds of MB)
         lb.loc[lb["trial_id"] == sel.trial_id, "model_size_bytes"] = size
-    art.write_text(art.join(env.out, art.LEADERBOARD_FILE), lb.to_csv(index=False), env.so)
+    write_leaderboard(env.out, lb, env.so)
     log.info("refit %s on all %d rows in %.1f s (%d bytes; choosing, refitting and saving it took %.1f s)",
              sel.candidate, len(prepared.df), sel.refit_s, size, time.time() - sel.started)
     return bundle, size
@@ -117,6 +123,7 @@ def outcome_summary(outcome: SearchOutcome, sel: Selection, size: int) -> Dict[s
     single, counts, n_folds = sel.best_single(), outcome.counts, len(outcome.ctx.folds)
     return {
         "best": {**best, "model_size_bytes": size},
+        "fallback": sel.fallback,  # no trial finished: a default configuration, not validated (selection/fallback.py)
         "best_single": {"trial_id": str(single.trial_id), "candidate": str(single.candidate),
                         "score": rank_score(single)},
         "n_trials": int(sum(counts.values())), "n_trials_completed": int(counts.get("completed", 0)),
@@ -133,22 +140,38 @@ def score_test_data(env: RunEnv, prepared: Prepared, bundle: ModelBundle) -> Opt
         return None
     info, target = prepared.info, env.cfg.data.target
     test_df = drop_bad_targets(prepared.test_df, target, info.problem_type, "test")
-    pred = bundle.predict_matrix(test_df)
+    raw = bundle.raw_matrix(test_df)
+    pred = bundle.calibrate(raw)
     y_test = encode_target(test_df[target], info)
-    test_metrics = score_all(info.problem_type, y_test, pred, info.pos_index)
+    w_test = prepared.weighting.of(test_df, target, "test") if prepared.weighting else None  # weighted run
+    test_metrics = score_calibrated(info.problem_type, y_test, raw, pred, info.pos_index, sample_weight=w_test)
     log.info("test %s: %.5f on %d rows", info.metric, test_metrics[info.metric], len(test_df))
-    return {"test_score": test_metrics[info.metric], "test_metrics": test_metrics, "n_test_rows": int(len(test_df))}
+    out = {"test_score": test_metrics[info.metric], "test_metrics": test_metrics, "n_test_rows": int(len(test_df))}
+    if info.problem_type != "regression":  # top-class reliability on the test rows, as the report shows it
+        out["test_calibration"] = {"ece": expected_calibration_error(y_test, pred),
+                                   "ece_uncalibrated": expected_calibration_error(y_test, raw), "bins": ECE_BINS}
+    return out
 
 
 def publish(env: RunEnv, prepared: Prepared, plan: Plan, outcome: SearchOutcome, sel: Selection) -> None:
     """Save the model, then summary.json, report.html and, last, the manifest."""
     bundle, size = save_final_model(env, prepared, sel)
     summary = {**inputs_summary(env, prepared, plan), **outcome_summary(outcome, sel, size)}
+    held_out = prepared.test_df is not None and not env.cfg.data.test_path  # split off by data.test_fraction
+    summary.setdefault("validation", {}).update(prepared.structure.record(held_out))  # plain, group or time
     summary.update(score_test_data(env, prepared, bundle) or {})
     summary["wall_time_s"] = round(time.time() - env.started, 2)
     summary.update({"resumed": env.state.resumed, "wall_time_total_s": round(env.state.spent_s, 2)})  # all attempts
+    summary["continued"] = env.state.continued  # resume=true on a finished run: more budget (search/resume.py)
+    summary["attempts"] = env.state.record_attempt(summary, float(env.cfg.budget.time_limit_s))  # and history.json
     env.state.save("finished")
-    art.write_json(art.join(env.out, art.SUMMARY_FILE), summary, env.so)
-    write_report(env.out, env.so, summary, bundle, env.cfg.seed, env.deadline)  # a failure only logs a warning
+    write_summary(env.out, summary, env.so)
+    from automl.monitor.attribution import write_attribution_baseline  # mean |SHAP| per feature; never fails
+
+    write_attribution_baseline(env.out, env.so, bundle, prepared.X, deadline=env.deadline)  # the report shows it
+    if env.cfg.get("report", True):
+        write_report(env.out, env.so, summary, bundle, env.cfg.seed, env.deadline)  # a failure only logs a warning
     log.info("done in %.1f s; run folder: %s", summary["wall_time_s"], env.cfg.output_dir)
     write_manifest(env.out, env.so)  # last: digests every file written so far (see automl/manifest.py)
+    # tracking=mlflow: log the complete run folder (trials, scores, the model); a failure only warns
+    track_fit(env.cfg.get("tracking"), env.out, env.so, shown_dir=env.cfg.output_dir)

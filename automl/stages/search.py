@@ -4,23 +4,28 @@ The search loop's entry points (search/tuner.py, search/local.py, search/live.py
 this module only: :func:`start_executor` and :func:`run_trials`."""
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
 from automl import artifacts as art
+from automl.rundir.layout import RAY_LOG_FILE
+from automl.rundir.leaderboard import write_leaderboard
 from automl.candidates.generate import Candidate
 from automl.candidates.space import params_of
 from automl.data.compact import compact_features
 from automl.errors import ConfigError, SearchError
 from automl.metrics import METRICS
 from automl.problem import ProblemInfo
+from automl.search.events import outcome as counted_as, outcome_text
 from automl.search.trial import TrialContext
 from automl.stages.env import RunEnv
 from automl.stages.plan import Plan
@@ -30,6 +35,11 @@ log = logging.getLogger(__name__)
 
 REPORT_RESERVE_S = 4.0  # what writing report.html, the summary and the manifest may take
 SEARCH_TEARDOWN_S = 0.5  # trials stop themselves at the search deadline; Tune then winds down
+# search.executor=auto starts Ray, measures its start-up and searches in forked workers instead
+# when the start-up took more than RAY_START_SHARE of budget.time_limit_s, or left the search less
+# than MIN_RAY_SEARCH_S (Tune's own set-up, 2-3 s here, would take much of it). See docs/search.md.
+RAY_START_SHARE = 0.25
+MIN_RAY_SEARCH_S = 10.0
 
 
 @dataclass
@@ -40,6 +50,8 @@ class SearchOutcome:
     rows: List[Dict[str, Any]]  # one per trial, as the search returned them
     leaderboard: pd.DataFrame  # completed trials first, best first; the others after
     counts: Dict[str, int]  # trials per status
+    # No trial finished: the row of the model the select stage fits instead (selection/fallback.py).
+    fallback: Optional[Dict[str, Any]] = None
 
     @property
     def best(self) -> pd.Series:
@@ -83,11 +95,24 @@ def use_local_search(cfg: DictConfig) -> bool:
     executor = cfg.search.executor
     if executor == "auto":
         return (not cfg.ray.address and float(cfg.budget.time_limit_s) < float(cfg.search.local_below_s)
-                and can_fork(auto=True))
+                and can_fork(auto=True) and fork_is_safe())
     if executor == "local" and not can_fork():
         raise ConfigError("search.executor=local needs the fork start method, which this platform lacks; "
                           "use search.executor=ray")
-    return executor == "local"
+    return executor == "local" and fork_is_safe(warn=True)
+
+
+def fork_is_safe(warn: bool = False) -> bool:
+    """Whether forked workers can run the trials: not once this process has used OpenMP (an
+    earlier fit or prediction here), after which XGBoost hangs in a forked child; Ray then."""
+    from automl.search.local import openmp_survives_fork
+
+    if openmp_survives_fork():
+        return True
+    (log.warning if warn else log.info)(
+        "this process has already run OpenMP code (an earlier fit or prediction in it), after which "
+        "XGBoost hangs in forked workers: searching on Ray instead (a new process can search without Ray)")
+    return False
 
 
 def search_reserve_s(budget_s: float) -> float:
@@ -108,23 +133,59 @@ def trial_context(env: RunEnv, prepared: Prepared, plan: Plan) -> TrialContext:
                        problem_type=info.problem_type, metric=info.metric, n_classes=len(info.classes),
                        pos_index=info.pos_index, seed=cfg.seed, trial_time_limit_s=trial_limit, output_dir=env.out,
                        storage_options=env.so,
-                       multi_fidelity=len(prepared.folds) > 1 and n_rows >= cfg.validation.multi_fidelity_min_rows)
+                       multi_fidelity=len(prepared.folds) > 1 and n_rows >= cfg.validation.multi_fidelity_min_rows,
+                       weights=prepared.weights, groups=prepared.structure.groups,
+                       time_ordered=prepared.structure.kind == "time")
     if ctx.multi_fidelity:
         log.info("multi-fidelity: %d rows >= %d, ASHA stops poor trials after their first folds",
                  n_rows, cfg.validation.multi_fidelity_min_rows)
     return ctx
 
 
-def start_executor(cfg: DictConfig) -> bool:
-    """Choose the executor and start Ray when it is used; True for the local (forked) search."""
-    local = use_local_search(cfg)
-    if not local:
-        from automl.raystart import init_ray
+def ray_fallback_reason(cfg: DictConfig, start_s: float, search_left_s: float) -> str:
+    """Why search.executor=auto leaves the Ray it started for forked workers ("" to keep Ray):
+    on this machine only (no ray.address) where forking is the norm, when Ray's start-up took more
+    than RAY_START_SHARE of the budget or left the search less than MIN_RAY_SEARCH_S."""
+    from automl.search.local import can_fork
 
-        phase = time.time()
-        init_ray(cfg.ray.address, cfg.ray.num_cpus, keep_logs=bool(cfg.verbose))
-        log.info("ray ready in %.1f s", time.time() - phase)
-    return local
+    if cfg.search.executor != "auto" or cfg.ray.address or not can_fork(auto=True) or not fork_is_safe():
+        return ""
+    budget = float(cfg.budget.time_limit_s)
+    if start_s > RAY_START_SHARE * budget:
+        return (f"Ray took {start_s:.1f} s to start, more than {RAY_START_SHARE:.0%} of the {budget:.0f} s "
+                "budget")
+    if search_left_s < MIN_RAY_SEARCH_S:
+        return (f"Ray's start-up ({start_s:.1f} s) left the search {max(0.0, search_left_s):.1f} s, "
+                f"less than {MIN_RAY_SEARCH_S:.0f} s")
+    return ""
+
+
+def start_executor(env: RunEnv, messages: str, local: bool) -> bool:
+    """Start Ray unless ``local`` (use_local_search's choice), its own messages to the local file
+    ``messages``; True for the local (forked) search. Ray's start-up, from the call to a usable
+    cluster, is measured: see ``ray_fallback_reason``."""
+    cfg = env.cfg
+    if local:
+        return True
+    from automl.raystart import init_ray
+
+    phase = time.time()
+    init_ray(cfg.ray.address, cfg.ray.num_cpus, keep_logs=bool(cfg.verbose), messages=messages)
+    took = time.time() - phase
+    log.info("ray ready in %.1f s", took)
+    why = ray_fallback_reason(cfg, took, env.deadline - time.time() - search_reserve_s(float(cfg.budget.time_limit_s)))
+    if why:
+        log.warning("%s: searching without Ray (forked workers) instead", why)
+    return bool(why)
+
+
+def ray_message_file() -> str:
+    """A local file for Ray's own messages during this fit, removed when the process ends (Ray
+    may write there until then); the search stage copies it into the run folder."""
+    fd, path = tempfile.mkstemp(prefix="automl-ray-", suffix=".log")
+    os.close(fd)
+    atexit.register(lambda: os.path.exists(path) and os.remove(path))
+    return path
 
 
 def run_trials(env: RunEnv, ctx: TrialContext, plan: Plan, info: ProblemInfo, local: bool,
@@ -134,8 +195,9 @@ def run_trials(env: RunEnv, ctx: TrialContext, plan: Plan, info: ProblemInfo, lo
     from automl.search.loop import SearchLoop
 
     cfg = env.cfg
-    progress = make_progress(cfg.budget.max_trials, search_budget, info.metric, info.greater_is_better)
-    common = dict(greater_is_better=info.greater_is_better, max_trials=cfg.budget.max_trials,
+    max_trials = env.state.trial_budget(cfg.budget.max_trials)  # a continuation runs max_trials more
+    progress = make_progress(max_trials, search_budget, info.metric, info.greater_is_better)
+    common = dict(greater_is_better=info.greater_is_better, max_trials=max_trials,
                   time_budget_s=search_budget, searcher=cfg.search.searcher,
                   n_startup_trials=cfg.search.n_startup_trials, warm_start=cfg.search.warm_start,
                   callbacks=[progress], state=env.state)
@@ -148,34 +210,72 @@ def run_trials(env: RunEnv, ctx: TrialContext, plan: Plan, info: ProblemInfo, lo
         from automl.search.tuner import TuneExecutor
 
         executor = TuneExecutor(cfg.ray.cpus_per_trial)
-    return SearchLoop(ctx, plan.candidates, **common).run(executor)
+    try:
+        return SearchLoop(ctx, plan.candidates, **common).run(executor)
+    finally:
+        progress.close()  # the terminal back, also when the search is interrupted
+
+
+def search_rows(env: RunEnv, ctx: TrialContext, plan: Plan, info: ProblemInfo, local: bool,
+                ray_started: bool) -> List[Dict[str, Any]]:
+    """The trials, in the search's share of the budget (what is left after the reserve)."""
+    budget_total = float(env.cfg.budget.time_limit_s)
+    search_budget = env.deadline - time.time() - search_reserve_s(budget_total)
+    if search_budget < (0.5 if local else 1.0) and not env.state.previous_rows:
+        log.warning("budget.time_limit_s=%.0f is used up before the search starts (data loading%s took %.0f s)",
+                    budget_total, " and Ray start" if ray_started else "", time.time() - env.started)
+        return []
+    return run_trials(env, ctx, plan, info, local, search_budget)
+
+
+def no_trial_finished(lb: pd.DataFrame) -> str:
+    """Why the search has no completed trial, for the fallback (selection/fallback.py). Raises
+    when every trial failed with an error: a fallback would hide the cause."""
+    if len(lb) and (lb["status"].map(counted_as) == "failed").all():
+        errors = lb["error"].replace("", np.nan).dropna()
+        cause = errors.value_counts().index[0] if len(errors) else "no error message"
+        raise SearchError(f"all {len(lb)} trial(s) failed; commonest cause: {cause}")
+    if lb.empty:
+        return "no trial could start within the search budget"
+    return f"no trial finished within the search budget ({outcome_text(lb['status'])})"
+
+
+def keep_ray_messages(env: RunEnv, messages: str) -> None:
+    """Ray's own messages so far into the run folder (logs/ray.log): they stay off the terminal."""
+    try:
+        with open(messages, "rb") as fh:
+            art.write_bytes(art.join(env.out, RAY_LOG_FILE), fh.read(), env.so)
+    except OSError as exc:
+        log.warning("could not keep Ray's messages in %s: %s", RAY_LOG_FILE, exc)
 
 
 def search(env: RunEnv, prepared: Prepared, plan: Plan) -> SearchOutcome:
-    """Tune the plan's candidates until the search's share of the budget is spent; writes leaderboard.csv."""
+    """Tune the plan's candidates until the search's share of the budget is spent; writes
+    leaderboard.csv (and logs/ray.log when Ray ran). When no trial finished, the outcome names the
+    fallback model for the select stage."""
+    from automl.selection.fallback import fallback_row
+
     cfg, info = env.cfg, prepared.info
     ctx = trial_context(env, prepared, plan)
-    local = start_executor(cfg)
-    budget_total = float(cfg.budget.time_limit_s)
-    search_budget = env.deadline - time.time() - search_reserve_s(budget_total)
-    if search_budget < (0.5 if local else 1.0) and not env.state.previous_rows:
-        raise SearchError(
-            f"budget.time_limit_s={budget_total:.0f} is used up before the search starts "
-            f"(data loading{'' if local else ' and Ray start'} took {time.time() - env.started:.0f} s); "
-            "raise budget.time_limit_s"
-        )
-    rows = run_trials(env, ctx, plan, info, local, search_budget)
+    uses_ray = not use_local_search(cfg)
+    messages = ray_message_file() if uses_ray else ""
+    try:
+        local = start_executor(env, messages, not uses_ray)
+        rows = search_rows(env, ctx, plan, info, local, uses_ray)
+    finally:
+        if uses_ray:
+            keep_ray_messages(env, messages)
     lb = leaderboard_frame(rows, ctx.candidates, info)
-    art.write_text(art.join(env.out, art.LEADERBOARD_FILE), lb.to_csv(index=False), env.so)
-    done = lb[lb["status"] == "completed"]
-    if done.empty:
-        errors = lb["error"].replace("", np.nan).dropna()
-        if errors.empty:
-            raise SearchError(f"no trial finished within the budget ({len(lb)} started); "
-                              "raise budget.time_limit_s")
-        raise SearchError(f"all {len(lb)} trial(s) failed; commonest cause: {errors.value_counts().index[0]}")
-    outcome = SearchOutcome(ctx, rows, lb, lb["status"].value_counts().to_dict())
-    best = outcome.best
-    log.info("best trial %s (%s): %s=%.5f", best.trial_id, best.candidate, info.metric, best.objective)
+    counts, fallback = lb["status"].value_counts().to_dict(), None
+    write_leaderboard(env.out, lb, env.so)
+    if not (lb["status"] == "completed").any():
+        fallback = fallback_row(plan.candidates, info.problem_type, no_trial_finished(lb))
+        rows = rows + [fallback]
+        lb = leaderboard_frame(rows, ctx.candidates, info)
+        lb = pd.concat([lb.tail(1), lb.head(len(lb) - 1)], ignore_index=True)  # the chosen model first
+    outcome = SearchOutcome(ctx, rows, lb, counts, fallback)
+    if fallback is None:
+        best = outcome.best
+        log.info("best trial %s (%s): %s=%.5f, of %d trial(s): %s", best.trial_id, best.candidate, info.metric,
+                 best.objective, len(lb), outcome_text(lb["status"]))
     return outcome
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 from omegaconf import OmegaConf
 
 from automl.selection import SelectSpec
+from automl.selection.fallback import fit_fallback
 from automl.selection.final import Selection, select_final
 from automl.selection.rerank import RerankSpec
 from automl.stages.env import RunEnv
@@ -18,6 +19,8 @@ def select(env: RunEnv, prepared: Prepared, outcome: SearchOutcome) -> Selection
     FINAL_WRITE_S before the deadline: the report sizes itself to the time left (it skips
     permutation importance when short)."""
     cfg, v = env.cfg, env.cfg.validation
+    if outcome.fallback is not None:  # no trial finished (stages/search.py)
+        return fit_fallback(outcome.ctx, outcome.leaderboard, outcome.fallback, cfg.select.final_model)
     spec = RerankSpec(v.rerank_top, v.rerank_repeats, v.rerank_share * float(cfg.budget.time_limit_s))
     return select_final(outcome.ctx, outcome.leaderboard, outcome.rows, prepared.info, env.deadline - FINAL_WRITE_S,
                         env.out, env.so, ensemble=cfg.search.ensemble, rerank_spec=spec,
