@@ -26,20 +26,8 @@ import time
 from pathlib import Path
 from typing import List
 
-BIN = Path(sys.executable).parent
-
-
-def automl_cmd() -> List[str]:
-    exe = BIN / "automl"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "automl"]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serve_latency import automl_cmd, free_port  # noqa: E402 (the same start-up as the endpoint benchmark)
 
 
 def fit_digits(out: str, budget_s: int) -> str:

@@ -16,6 +16,19 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
 VENV_BIN = Path(sys.executable).parent
 
 
+@pytest.fixture(autouse=True)
+def _keep_automl_logging():
+    """An in-process `automl.cli.main` adds a console handler on the test's captured stderr and sets
+    the "automl" logger's level; both would outlive the test and change what later tests see."""
+    import logging
+
+    logger = logging.getLogger("automl")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -24,15 +24,6 @@ from conftest import VENV_BIN, free_port, make_binary_frame
 EXPERIMENT = "automl-tests"
 
 
-@pytest.fixture(autouse=True)
-def _keep_log_handlers():
-    """`main` adds a console handler on the test's captured stderr; drop it after the test."""
-    logger = logging.getLogger("automl")
-    saved = list(logger.handlers)
-    yield
-    logger.handlers[:] = saved
-
-
 def cli(*args: str) -> int:
     logger = logging.getLogger("automl")
     saved = list(logger.handlers)

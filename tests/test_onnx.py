@@ -7,7 +7,6 @@ own helper.
 """
 from __future__ import annotations
 
-import logging
 import sys
 
 import numpy as np
@@ -25,15 +24,6 @@ ALL = ("dpp0-xgboost", "dpp1-linear", "dpp2-mlp", "dpp3-random_forest", "dpp4-ex
 # conversion (tested below): this one keeps its standard scaling.
 LINEAR_SPACE = {"params": {"model.C": {"type": "float", "low": 0.01, "high": 10.0, "log": True, "init": 1.0}},
                 "portfolio": [{}]}
-
-
-@pytest.fixture(autouse=True)
-def _keep_log_handlers():
-    """`main` adds a console handler on the test's captured stderr; drop it after the test."""
-    logger = logging.getLogger("automl")
-    saved = list(logger.handlers)
-    yield
-    logger.handlers[:] = saved
 
 
 def only(*keep: str) -> dict:

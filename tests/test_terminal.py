@@ -14,7 +14,7 @@ import pytest
 from conftest import automl_cli
 from automl.search.events import CRASHED, ENDED, FINISHED, PRUNED, STARTED, STOPPED, TrialEvent, outcome
 from automl.search.live import LiveView, make_progress
-from automl.search.progress import LINE_EVERY_S, ProgressLogger, Tally
+from automl.search.progress import LINE_EVERY_S, ProgressLogger, Tally, line_gaps
 
 
 class Clock:
@@ -81,7 +81,7 @@ def test_stopped_trials_are_counted_apart_from_failed_ones(progress_lines):
     view.on_event(TrialEvent(CRASHED, "f", {"candidate": "dpp2-mlp"}, None, "ValueError: boom", 1))
     view.on_event(TrialEvent(CRASHED, "a", {}, None, "actor died after its result", 0))  # already counted
     view.on_event(TrialEvent(STOPPED, "g", {}, {"trial_id": "g", "status": "stopped"}))
-    clock.now += LINE_EVERY_S
+    clock.now += line_gaps(60.0)[0]  # the plain-line gap of a 60 s budget
     view.on_event(_finished("h", objective=0.6))
     assert progress_lines[-1].startswith("trials: 2 done, 4 stopped, 2 failed")
     errors = [line for line in progress_lines if "failed:" in line]

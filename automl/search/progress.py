@@ -2,9 +2,10 @@
 
 A sink of the search loop's trial events (search/events.py), whichever executor ran the
 trials, so showing progress never imports Ray. Off a terminal the search stays quiet: a line on
-each new best score (two bests less than ``MIN_GAP_S`` apart share one), otherwise at most one
-every ``LINE_EVERY_S`` seconds (and only when something changed), plus each distinct error
-once. Trials stopped by the clock or by ASHA are counted apart from failed ones
+each new best score, otherwise a line only when something changed, plus each distinct error once.
+Lines come at most every ``LINE_EVERY_S`` seconds; on longer budgets less often (``line_gaps``:
+a sixth of the budget between plain lines, half that before a new best is shown), so the demo's
+whole output fits on a screen (issue 17). Trials stopped by the clock or by ASHA are counted apart from failed ones
 (``events.outcome``)."""
 from __future__ import annotations
 
@@ -19,7 +20,13 @@ from automl.search.events import CRASHED, FINISHED, PRUNED, STARTED, STOPPED, TI
 log = logging.getLogger("automl.progress")
 
 LINE_EVERY_S = 5.0  # off a terminal, at most one progress line this often (a new best always gets one)
-MIN_GAP_S = 1.0  # a new best this soon after a line waits for the next event (trials ending together: one line)
+LINES_PER_BUDGET = 6  # on long budgets, plain progress lines at most this many times per budget
+
+
+def line_gaps(budget_s: float) -> Tuple[float, float]:
+    """(seconds between plain progress lines, seconds after a line before a new best gets its own)."""
+    every = max(LINE_EVERY_S, budget_s / LINES_PER_BUDGET)
+    return every, max(LINE_EVERY_S, every / 2)
 _ENDED_KINDS = (FINISHED, CRASHED, PRUNED, STOPPED)
 
 
@@ -84,10 +91,11 @@ class ProgressLogger:
         self.changed = False  # a trial ended since then
         self.best_waiting = False  # a new best not yet shown
         self.errors: Set[Tuple[str, str]] = set()  # (candidate, error) already shown
+        self.every_s, self.best_gap_s = line_gaps(budget_s)
 
     def on_event(self, event: TrialEvent) -> None:
-        """A line on a new best (at most MIN_GAP_S after the last line); else at most one every
-        LINE_EVERY_S s; each new error once."""
+        """A line on a new best (``best_gap_s`` after the last line at the soonest); else one when
+        something changed, ``every_s`` after the last; each new error once."""
         kind, new_best = self.tally.add(event)
         if kind:
             self.changed = True
@@ -96,7 +104,7 @@ class ProgressLogger:
         self.best_waiting = self.best_waiting or new_best
         now = self.clock()
         since = math.inf if self.last_line is None else now - self.last_line
-        if (self.best_waiting and since >= MIN_GAP_S) or (self.changed and since >= LINE_EVERY_S):
+        if (self.best_waiting and since >= self.best_gap_s) or (self.changed and since >= self.every_s):
             self.line(now)
 
     def _error(self, event: TrialEvent) -> None:

@@ -180,7 +180,7 @@ def choose_calibration(requested: str, y: np.ndarray, proba: np.ndarray, problem
     if calibrator is not None and calibrator.method == "temperature":
         record["temperature"] = round(calibrator.temperature, 6)
     record["reliability"] = {"none": reliability(y, proba), "calibrated": reliability(y, chosen)}
-    log.info("calibration: %s (%s)", calibrator.describe() if calibrator else "none", record["reason"])
+    log.debug("calibration: %s (%s)", calibrator.describe() if calibrator else "none", record["reason"])
     return Calibration(calibrator, record, chosen, rows)
 
 
