@@ -4,7 +4,7 @@ A sink of the search loop's trial events (search/events.py), whichever executor 
 trials, so showing progress never imports Ray. Off a terminal the search stays quiet: a line on
 each new best score, otherwise a line only when something changed, plus each distinct error once.
 Lines come at most every ``LINE_EVERY_S`` seconds; on longer budgets less often (``line_gaps``:
-a sixth of the budget between plain lines, half that before a new best is shown), so the demo's
+a quarter of the budget between plain lines, half that before a new best is shown), so the demo's
 whole output fits on a screen (issue 17). Trials stopped by the clock or by ASHA are counted apart from failed ones
 (``events.outcome``)."""
 from __future__ import annotations
@@ -20,7 +20,7 @@ from automl.search.events import CRASHED, FINISHED, PRUNED, STARTED, STOPPED, TI
 log = logging.getLogger("automl.progress")
 
 LINE_EVERY_S = 5.0  # off a terminal, at most one progress line this often (a new best always gets one)
-LINES_PER_BUDGET = 6  # on long budgets, plain progress lines at most this many times per budget
+LINES_PER_BUDGET = 4  # on long budgets, plain progress lines at most this many times per budget
 
 
 def line_gaps(budget_s: float) -> Tuple[float, float]:
