@@ -40,7 +40,7 @@ def explain_processing(processing: Dict[str, Any], column_types: Dict[str, str],
     if counts.get("text"):
         why.append(f"{counts['text']} text column(s): TF-IDF, {processing['text_max_features']} terms each")
     if counts.get("datetime"):
-        why.append(f"{counts['datetime']} datetime column(s): expanded into year, month, day, weekday, hour")
+        why.append(f"{counts['datetime']} datetime column(s): expanded into year, month, day, weekday, hour, day of year and a day count (the trend)")
     for dropped in ("id", "constant"):
         if counts.get(dropped):
             why.append(f"{counts[dropped]} {dropped} column(s) not used as features")
