@@ -27,7 +27,9 @@ USAGE = """usage:
                                        batch transform of a file or folder/prefix, streamed in chunks
                                        (CSV output, or Parquet for *.parquet)
   automl monitor run_dir=DIR data=URL [output=URL] [overwrite=true] [alert.webhook=URL] [watch=true interval_s=N]
-                                       data-quality and drift checks against the run's baseline
+                 [ground_truth=URL]
+                                       data-quality and drift checks against the run's baseline; with
+                                       ground_truth (inference_id,label), model quality on the capture
                                        (exit 0: no violations, 3: violations)
   automl serve run_dir=DIR [trial=ID] [host=127.0.0.1] [port=8080] [api_key=KEY] [capture.enabled=true ...]
                                        an HTTP endpoint for any trial's model (FastAPI on uvicorn or Ray Serve)

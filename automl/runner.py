@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from automl import artifacts as art
 from automl.candidates.from_dir import apply_candidates_dir
+from automl.distributed.mode import is_distributed
 from automl.redact import install_log_filter, register_config_secrets
 from automl.rundir.lock import RunLock
 from automl.rundir.staging import Workspace, check_output_dir, clean_leftovers, remove_if_empty
@@ -95,6 +96,11 @@ def _fit_into(cfg: DictConfig, frame: Optional[pd.DataFrame], started: float, ou
     Everything is read and checked before the first write."""
     state = begin_run(cfg, out, so, started, source)  # resume=true: earlier trials and spent time (reads only)
     env = RunEnv(cfg, out, so, started, started + float(cfg.budget.time_limit_s) - state.budget_spent_s, state)
+    if is_distributed(cfg, frame is not None):  # scale.mode: the table as a Ray Dataset (docs/distributed.md)
+        from automl.distributed.flow import fit_distributed
+
+        fit_distributed(env)
+        return
     prepared = prepare(cfg, frame)
     plan = plan_candidates(cfg, prepared)
     # Everything is read and checked: only now is the run folder written (run_state.json first;

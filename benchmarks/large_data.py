@@ -11,7 +11,10 @@ prints the peak RSS summed over the tree (an overestimate: shared object-store p
 per process that maps them), the peak PSS (shared pages split between processes) and the
 driver's own peak, then every phase of the run with its time, from the run's log lines
 (each carries its own duration; the gap to the previous line is shown too).
-Bound checked: peak RSS <= 12 GiB. Exit 0 when the fit succeeded within the bound.
+Bounds checked: wall time <= 1.1 x the budget (issue 20: the clock holds at any size; the time
+plan's records from summary.json are printed: how early the search ended for the predicted refit,
+and any fallback of the final model) and peak RSS <= 12 GiB. Exit 0 when the fit succeeded within
+both bounds.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ import pandas as pd
 
 GIB = 1024 ** 3
 RSS_BOUND = 12 * GIB
+WALL_BOUND = 1.1  # x budget.time_limit_s
 
 
 def generate(path: Path, rows: int, seed: int = 0, chunk: int = 100_000) -> None:
@@ -176,9 +180,28 @@ def main() -> int:
     print(f"peak PSS, process tree (shared pages split): {sampler.peak_pss / GIB:.2f} GiB")
     print(f"peak RSS, driver process: {sampler.peak_driver / GIB:.2f} GiB")
     print("largest processes at the peak: " + ", ".join(f"{name} {r / GIB:.2f}" for r, name in sampler.peak_parts))
-    ok = rc == 0 and sampler.peak_rss <= RSS_BOUND
+    print_plans(out)
+    ratio = wall / args.time_limit
+    print(f"wall / budget: {ratio:.3f} (bound <= {WALL_BOUND}: {'met' if ratio <= WALL_BOUND else 'NOT met'})")
+    ok = rc == 0 and sampler.peak_rss <= RSS_BOUND and ratio <= WALL_BOUND
     print(f"bound peak RSS <= 12 GiB: {'met' if sampler.peak_rss <= RSS_BOUND else 'NOT met'}")
     return 0 if ok else 1
+
+
+def print_plans(run: Path) -> None:
+    """The time and memory plans' records in the run's summary.json (docs/scale.md)."""
+    import json
+
+    try:
+        summary = json.loads((run / "summary.json").read_text())
+    except (OSError, ValueError):
+        print("no summary.json")
+        return
+    final = (summary.get("best") or {}).get("final_model") or {}
+    print(f"search clock: {summary.get('search_clock')}")
+    print(f"final model: {final.get('kind')} ({final.get('reason')}); time plan: {final.get('time_plan')}")
+    print(f"memory plan: {summary.get('memory_plan')}")
+    print(f"wall time recorded in summary.json: {summary.get('wall_time_s')} s")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,17 @@ def automl_cli(*args: str, env: dict | None = None, timeout: float = 300, cwd: s
     return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd)
 
 
+def start_serve(run_dir: str, *args: str) -> tuple:
+    """A real `automl serve` of ``run_dir`` on a free loopback port, as users start it:
+    (the process, its base URL). The caller waits for /ping and terminates it."""
+    port = free_port()
+    exe = VENV_BIN / "automl"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "automl"]
+    proc = subprocess.Popen(cmd + ["serve", f"run_dir={run_dir}", f"port={port}", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, f"http://127.0.0.1:{port}"
+
+
 def make_binary_frame(n: int = 300, seed: int = 0) -> pd.DataFrame:
     """A small mixed-type binary problem with missing values and an ID column."""
     rng = np.random.default_rng(seed)

@@ -24,7 +24,8 @@ OLD_KEYS = {
               "ray.address": None, "verbose": False, "api_key_file": None, "serve.body_timeout_s": 30.0,
               "capture.max_file_mb": 16.0, "capture.max_total_mb": 1024.0, "allow_pickle": False},
     "monitor": {"run_dir": None, "data": None, "output": None, "overwrite": False, "constraints": None,
-                "alert.webhook": None, "watch": False, "interval_s": 60.0, "verbose": False},
+                "alert.webhook": None, "watch": False, "interval_s": 60.0, "verbose": False,
+                "ground_truth": None},  # added with model-quality monitoring (issue 19)
 }
 REQUIRED = {"predict": ["run_dir=r", "input=in.csv", "output=out.csv"], "serve": ["run_dir=r"],
             "monitor": ["run_dir=r", "data=batch.csv"]}

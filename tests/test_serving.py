@@ -5,7 +5,6 @@ import datetime as dt
 import json
 import re
 import subprocess
-import sys
 import threading
 import time
 
@@ -14,7 +13,7 @@ import pandas as pd
 import pytest
 import requests
 
-from conftest import VENV_BIN, automl_cli, free_port, make_binary_frame
+from conftest import automl_cli, free_port, make_binary_frame, start_serve
 
 KEY = "s3cret-key"
 CAPTURE_NAME = re.compile(r"^capture-\d{8}T\d{6}-\d+-\d+\.jsonl$")
@@ -45,13 +44,8 @@ def rows():
 def server(tiny_run, tmp_path_factory):
     """`automl serve` as users start it: api_key, data capture, a small body limit."""
     capture = tmp_path_factory.mktemp("capture")
-    port = free_port()
-    exe = VENV_BIN / "automl"
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "automl"]
-    proc = subprocess.Popen(cmd + ["serve", f"run_dir={tiny_run.run_dir}", f"port={port}", f"api_key={KEY}",
-                                   "max_body_bytes=20000", "capture.enabled=true", f"capture.destination={capture}",
-                                   "capture.rotate_s=0.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_serve(tiny_run.run_dir, f"api_key={KEY}", "max_body_bytes=20000", "capture.enabled=true",
+                            f"capture.destination={capture}", "capture.rotate_s=0.5")
     try:
         wait_ping(url, proc)
         yield {"url": url, "capture": capture, "proc": proc}

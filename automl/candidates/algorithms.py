@@ -36,6 +36,10 @@ def _catboost(problem_type: str, params: Dict[str, Any], seed: int):
     # allow_writing_files=False: no catboost_info/ folder in the working directory.
     base = dict(thread_count=1, random_seed=seed, verbose=False, allow_writing_files=False)
     base.update(params)
+    if base.get("cat_features"):  # processing.categorical: native (candidates/native_catboost.py)
+        from automl.candidates import native_catboost as nc
+
+        return (nc.NativeCatBoostRegressor if problem_type == "regression" else nc.NativeCatBoostClassifier)(**base)
     return (cb.CatBoostRegressor if problem_type == "regression" else cb.CatBoostClassifier)(**base)
 
 
@@ -157,6 +161,8 @@ class Algorithm:
     requires: Tuple[str, ...] = ()
     # The pip extra that installs them, for that reason's message.
     extra: str = ""
+    # Takes string categoricals as they are (``processing.categorical: native``, ``cat_features``).
+    native_categoricals: bool = False
 
     def missing_packages(self) -> List[str]:
         """The packages of ``requires`` that are not installed (found without importing them)."""
@@ -170,7 +176,8 @@ ALGORITHMS: Dict[str, Algorithm] = {
     "lightgbm": Algorithm("lightgbm", _lgbm, "LightGBM gradient-boosted trees (leaf-wise)", False, 2,
                           early_stopping=LIGHTGBM_STOPPING, requires=("lightgbm",), extra="boost"),
     "catboost": Algorithm("catboost", _catboost, "CatBoost gradient-boosted oblivious trees", False, 2,
-                          early_stopping=CATBOOST_STOPPING, requires=("catboost",), extra="boost"),
+                          early_stopping=CATBOOST_STOPPING, requires=("catboost",), extra="boost",
+                          native_categoricals=True),
     "linear": Algorithm(
         "linear", _linear, "linear learner: logistic regression / ridge regression", True, 1
     ),

@@ -13,8 +13,9 @@ from sklearn.pipeline import Pipeline
 
 from automl.candidates.algorithms import get_algorithm, make_estimator
 from automl.candidates.estimators import TargetTransformRegressor
-from automl.candidates.processing import build_preprocessor
+from automl.candidates.processing import build_preprocessor, native_categoricals
 from automl.candidates.space import split_params
+from automl.errors import ConfigError
 
 if TYPE_CHECKING:
     from automl.candidates.candidate import Candidate
@@ -27,6 +28,12 @@ def build_pipeline(candidate: "Candidate", params: Dict[str, Any], column_types:
     processing = {**candidate.processing, **pre_params}
     target_transform = processing.pop("target_transform", "none")
     pre = build_preprocessor(column_types, processing, problem_type)
+    cat_features = native_categoricals(column_types, processing)
+    if processing.get("categorical") == "native" and not get_algorithm(candidate.algorithm).native_categoricals:
+        raise ConfigError(f"candidate {candidate.name}: processing categorical=native needs an algorithm that "
+                          f"splits on categories itself (catboost); use onehot or ordinal for {candidate.algorithm}")
+    if cat_features:
+        model_params = {**model_params, "cat_features": cat_features}
     model = make_estimator(candidate.algorithm, problem_type, model_params, seed)
     scale_target = problem_type == "regression" and get_algorithm(candidate.algorithm).scale_target
     if problem_type == "regression" and (target_transform not in (None, "none") or scale_target):

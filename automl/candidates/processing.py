@@ -159,7 +159,7 @@ _SCALERS = {
 PROCESSING_CHOICES = {
     "numeric_impute": tuple(_IMPUTE),
     "scale": tuple(_SCALERS),
-    "categorical": ("onehot", "ordinal"),
+    "categorical": ("onehot", "ordinal", "native"),
     "text": ("tfidf", "drop"),
     "datetime": ("parts", "drop"),
     "high_cardinality": ("target", "frequency", "none"),
@@ -222,6 +222,9 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
         return X.where(X.notna(), MISSING_TOKEN)
 
     def _build(self, X: pd.DataFrame, y) -> ColumnTransformer:
+        if self.encoding == "native":  # the strings as they are, for a model that splits on them itself
+            self.high_columns_ = []
+            return ColumnTransformer([("native", "passthrough", list(X.columns))], sparse_threshold=0.0)
         cards = X.nunique()
         use_high = self.high_cardinality in ("target", "frequency") and (y is not None or self.high_cardinality == "frequency")
         high = [c for c in X.columns if use_high and cards[c] > self.high_cardinality_threshold]
@@ -274,6 +277,9 @@ def build_preprocessor(column_types: Dict[str, str], processing: Dict[str, Any],
     categorical = [c for c, t in types.items() if t == "categorical"]
     text = [c for c, t in types.items() if t == "text"]
     blocks: List = []
+    native = p.get("categorical") == "native"
+    if native and categorical:  # first, so that the model's cat_features are columns 0..k-1
+        blocks.append(("categorical", CategoricalEncoder(encoding="native"), categorical))
     if numeric:
         impute = _IMPUTE[p.get("numeric_impute", "median")]
         steps = [SimpleImputer(strategy=impute, fill_value=0.0, add_indicator=bool(p.get("missing_indicator", True)),
@@ -282,7 +288,7 @@ def build_preprocessor(column_types: Dict[str, str], processing: Dict[str, Any],
         if scaler is not None:
             steps.append(scaler)
         blocks.append(("numeric", make_pipeline(*steps), numeric))
-    if categorical:
+    if categorical and not native:
         blocks.append(("categorical", CategoricalEncoder(
             encoding=p.get("categorical", "onehot"), min_frequency=p.get("onehot_min_frequency"),
             max_categories=int(p.get("onehot_max_categories", 30)),
@@ -294,5 +300,15 @@ def build_preprocessor(column_types: Dict[str, str], processing: Dict[str, Any],
                                                       sublinear_tf=True), col))
     if not blocks:
         raise DataError("no usable feature columns remain after removing ID-like and constant columns")
-    columns = ColumnTransformer(blocks, remainder="drop", sparse_threshold=0.3)
+    # native categoricals are strings: the output stays a dense (object) array, never sparse
+    columns = ColumnTransformer(blocks, remainder="drop", sparse_threshold=0.0 if native else 0.3)
     return Pipeline([("cast", FeatureCaster(features)), ("columns", columns)])
+
+
+def native_categoricals(column_types: Dict[str, str], processing: Dict[str, Any]) -> tuple:
+    """With ``categorical: native``, the processed columns that hold the categoricals' strings
+    (the first ones, see ``build_preprocessor``), for the model's ``cat_features`` (a tuple: CatBoost
+    keeps it as given, so scikit-learn can clone the model); else none."""
+    if processing.get("categorical") != "native":
+        return ()
+    return tuple(range(sum(1 for t in column_types.values() if t == "categorical")))

@@ -133,6 +133,7 @@ class AlertOptions:
 class MonitorConfig:
     run_dir: Optional[str] = None  # the run folder whose baseline is checked against (required)
     data: Optional[str] = None  # file, folder or prefix to check (required)
+    ground_truth: Optional[str] = field(default=None, metadata=RAW)  # labels (JSON Lines/CSV: inference_id,label) joined with the captured predictions: model-quality check
     output: Optional[str] = None  # results folder (null: <run_dir>/monitoring/<timestamp>/)
     overwrite: bool = False  # replace the results of an earlier check in output
     constraints: Optional[str] = None  # an edited constraints.json (null: the run's baseline/)

@@ -134,9 +134,35 @@ class TrackingConfig:
 
 
 @dataclass
+class ExplainConfig:
+    """Bias metrics of a facet column, in bias.json and report.html (docs/bias.md)."""
+    facet: Optional[str] = None  # a column whose groups are compared (CI, DPL, DPPL); it stays a feature unless data.exclude names it
+    facet_positive: Optional[str] = None  # the favourable class (null: a binary problem's positive class; required for multiclass)
+
+
+@dataclass
 class SweepConfig:
     """`automl fit -m` sweeps (docs/cli.md)."""
     parallel: int = 1  # sweep points run at once: processes here, or Ray tasks when ray.address is set (1: in turn, in this process)
+
+
+@dataclass
+class ScaleConfig:
+    """Beyond one machine's memory (automl/distributed/, docs/distributed.md)."""
+    mode: str = "single"  # single | distributed: data.path read as a Ray Dataset, XGBoost as Ray Train jobs | auto
+    auto_bytes: int = 5_000_000_000  # mode=auto: distributed when data.path's files hold more bytes than this
+    num_workers: int = 2  # Ray Train workers per distributed XGBoost trial
+    cpus_per_worker: float = 1.0  # CPUs each of those workers reserves
+    sample_rows: int = 100_000  # the sample for column types, the baseline and the single-worker candidates
+    max_rounds: int = 300  # most boosting rounds of a distributed trial (it stops early on the holdout)
+    memory_per_trial_mb: Optional[float] = None  # memory plan: MB one trial may use (null: available memory / parallel trials; docs/scale.md)
+
+
+@dataclass
+class MonitorFitConfig:
+    """The model-quality constraints written at fit time into baseline/constraints.json (docs/model_quality.md)."""
+    quality_margin: float = 0.05  # higher-is-better metrics (auc, accuracy, f1, r2, ...): threshold = out-of-fold value - this
+    quality_relative_margin: float = 0.2  # logloss, mse, rmse, mae: threshold = out-of-fold value * (1 + this)
 
 
 @dataclass
@@ -150,8 +176,11 @@ class Config:
     select: SelectConfig = field(default_factory=SelectConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)  # -m sweeps: how many points run at once
+    scale: ScaleConfig = field(default_factory=ScaleConfig)  # scale.mode=distributed: Ray Data + Ray Train (docs/distributed.md)
     candidates: Dict[str, CandidateConfig] = field(default_factory=dict)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)  # experiment tracking (docs/ecosystem.md)
+    monitor: MonitorFitConfig = field(default_factory=MonitorFitConfig)  # model-quality constraints for `automl monitor`
+    explain: ExplainConfig = field(default_factory=ExplainConfig)  # explain.facet=COLUMN: bias metrics (docs/bias.md)
     search_spaces_dir: Optional[str] = None  # a folder of search-space YAML files (null: search_spaces/)
     # A folder of candidate YAML files (a run's candidates/, maybe edited) replacing `candidates`.
     candidates_dir: Optional[str] = None

@@ -11,6 +11,7 @@ from automl.errors import ConfigError
 
 PROBLEM_TYPES = ("auto", "binary", "multiclass", "regression")
 MODES = ("full", "candidates_only")
+SCALE_MODES = ("single", "distributed", "auto")  # scale.mode
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -34,9 +35,14 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(f"data.test_fraction must be in [0, 1); got {cfg.data.test_fraction}")
     if cfg.sweep.parallel < 1:
         raise ConfigError(f"sweep.parallel must be at least 1 (sweep points run at once); got {cfg.sweep.parallel}")
+    for key in ("quality_margin", "quality_relative_margin"):  # model-quality constraints (monitor/quality.py)
+        if not cfg.monitor[key] >= 0:
+            raise ConfigError(f"monitor.{key} must be a number >= 0; got {cfg.monitor[key]}")
     _check_validation(cfg)
+    _check_scale(cfg)
     _check_search(cfg)
     _check_select(cfg)
+    _check_explain(cfg)
     from automl.tracking import check_tracking  # tracking=mlflow without mlflow: the install line
 
     check_tracking(cfg.get("tracking"))
@@ -79,6 +85,38 @@ def _check_row_roles(cfg: DictConfig) -> None:
                      ("validation.time_column", v.get("time_column"))):
         if col is not None and str(col) == str(d.target):
             raise ConfigError(f"{key} '{col}' is the target (data.target); name another column")
+
+
+def _check_explain(cfg: DictConfig) -> None:
+    """explain.facet / explain.facet_positive (docs/bias.md); the column itself is checked on the table."""
+    e = cfg.get("explain") or {}
+    if e.get("facet_positive") is not None and not e.get("facet"):
+        raise ConfigError("explain.facet_positive is set without explain.facet; name the facet column too, "
+                          "e.g. explain.facet=sex")
+    if e.get("facet") and str(e.get("facet")) == str(cfg.data.target):
+        raise ConfigError(f"explain.facet '{e.get('facet')}' is the target (data.target); name the column whose "
+                          "groups you want to compare, e.g. explain.facet=sex")
+    if e.get("facet_positive") is not None and cfg.problem_type == "regression":
+        raise ConfigError("explain.facet_positive is for classification; a regression's bias metrics compare mean "
+                          "targets and predictions: drop the key")
+
+
+def _check_scale(cfg: DictConfig) -> None:
+    """scale.* (the distributed mode, docs/distributed.md): value sets, ranges, what it supports."""
+    s = cfg.scale
+    if s.mode not in SCALE_MODES:
+        raise ConfigError(f"scale.mode must be one of {', '.join(SCALE_MODES)}; got '{s.mode}'")
+    for key in ("num_workers", "sample_rows", "max_rounds"):
+        if int(s[key]) < 1:
+            raise ConfigError(f"scale.{key} must be at least 1; got {s[key]}")
+    if float(s.cpus_per_worker) <= 0:
+        raise ConfigError(f"scale.cpus_per_worker must be positive; got {s.cpus_per_worker}")
+    if s.mode != "single" and cfg.mode != "full":
+        raise ConfigError(f"scale.mode={s.mode} runs mode=full only; got mode={cfg.mode}. Use scale.mode=single")
+    if s.mode != "single" and (cfg.validation.get("group_column") or cfg.validation.get("time_column")
+                               or cfg.data.get("weight_column") or cfg.data.get("weights")):
+        raise ConfigError(f"scale.mode={s.mode} does not support validation.group_column, validation.time_column "
+                          "or sample weights yet; use scale.mode=single for them")
 
 
 def _check_search(cfg: DictConfig) -> None:

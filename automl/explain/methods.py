@@ -71,12 +71,19 @@ def _lightgbm(model: Any, X: Any) -> Optional[Raw]:
     return Raw(values, base, MARGIN if hasattr(model, "classes_") else VALUE, "TreeSHAP (LightGBM pred_contrib)")
 
 
+def _is_catboost(model: Any) -> bool:
+    """A CatBoost model, or automl's subclass for native categoricals (candidates/native_catboost.py)."""
+    return any(c.__module__.split(".")[0] == "catboost" for c in type(model).__mro__)
+
+
 def _catboost(model: Any, X: Any) -> Optional[Raw]:
-    if type(model).__module__.split(".")[0] != "catboost":
+    if not _is_catboost(model):
         return None
     from catboost import Pool
 
-    c = np.asarray(model.get_feature_importance(data=Pool(_dense(X)), type="ShapValues"), dtype=float)
+    cats = list(model.get_cat_feature_indices())  # categorical: native keeps strings in those columns
+    data = Pool(np.asarray(X, dtype=object), cat_features=cats) if cats else Pool(_dense(X))
+    c = np.asarray(model.get_feature_importance(data=data, type="ShapValues"), dtype=float)
     values, base = _split_bias(c, X.shape[0])
     return Raw(values, base, MARGIN if hasattr(model, "classes_") else VALUE, "TreeSHAP (CatBoost ShapValues)")
 
@@ -148,6 +155,8 @@ def has_exact_method(model: Any) -> bool:
     """Whether :func:`exact_contributions` handles this model (without computing anything)."""
     top = type(model).__module__.split(".")[0]
     name = type(model).__name__
+    if _is_catboost(model):
+        return True
     if top in ("xgboost", "lightgbm", "catboost"):
         return hasattr(model, "get_booster") or top != "xgboost"
     if top == "sklearn" and name in SHAP_FORESTS + SHAP_BOOSTING:

@@ -38,6 +38,9 @@ DEFAULT_MONITORING: Dict[str, Dict[str, Any]] = {
     "categorical_values_check": {"enabled": True, "max_unknown_fraction": 0.05},
     # Off by default: the features' mean-|SHAP| ranking against baseline/attributions.json (NDCG at k).
     "attribution_drift_check": {"enabled": False, "k": 10, "threshold": 0.9, "max_rows": 500},
+    # With ground_truth=URL: the run's metrics on labelled captured rows against the model_quality list
+    # (automl/monitor/quality.py); fires when the metric's bootstrap interval is wholly past the threshold.
+    "model_quality_check": {"enabled": True, "confidence": 0.95, "n_bootstrap": 1000, "min_rows": 30},
     "significance_level": 0.001,
 }
 

@@ -2,7 +2,8 @@
 
 Exit codes: 0 no violations, 3 violations (in watch mode: any during the session), 2 usage or
 data errors. Results go to ``output`` (default ``<run_dir>/monitoring/<timestamp>/``):
-``statistics.json`` (the batch's own), ``report.html`` and, last, ``constraint_violations.json``;
+``statistics.json`` (the batch's own), ``model_quality.json`` (with ``ground_truth=URL``:
+automl/monitor/quality.py), ``report.html`` and, last, ``constraint_violations.json``;
 each is written atomically, and a folder without the violations file is incomplete. An ``output``
 that already holds results is refused unless ``overwrite=true``; watch mode reuses its folder
 (``watch_state.json``) and adds one timestamped folder per batch, never replacing one.
@@ -31,8 +32,11 @@ from automl.errors import ArtifactError, ConfigError, DataError
 from automl.monitor.baseline import CONSTRAINTS_FILE, STATISTICS_FILE, build_baseline
 from automl.monitor.attribution import live_attributions
 from automl.monitor.checks import CheckResult, check_batch, monitoring_config
+from automl.monitor.quality import QualityResult, check_settings, run_quality_check, summary_line
+from automl.monitor.quality_report import HISTORY_PAGE, QUALITY_FILE, append_history, history_entry
+from automl.monitor.quality_report import section as quality_section
 from automl.monitor.report import render_report
-from automl.monitor.sources import file_info, list_data_files, read_batch
+from automl.monitor.sources import file_info, is_capture, list_data_files, read_batch
 from automl.redact import redact_text, register_secrets
 from automl.rundir.layout import MONITORING_DIR, SUMMARY_FILE, TRAIN_DATA_FILE, is_capture_file_name
 from automl.rundir.summary import has_summary, read_summary
@@ -44,7 +48,7 @@ WATCH_STATE_FILE = "watch_state.json"
 VIOLATIONS_FILE = "constraint_violations.json"
 BATCH_STATISTICS_FILE = "statistics.json"
 REPORT_FILE = "report.html"
-RESULT_FILES = (VIOLATIONS_FILE, BATCH_STATISTICS_FILE, REPORT_FILE)
+RESULT_FILES = (VIOLATIONS_FILE, BATCH_STATISTICS_FILE, REPORT_FILE, QUALITY_FILE)
 
 
 # ----------------------------------------------------------------------------- baseline
@@ -80,6 +84,7 @@ class Outcome:
     result: CheckResult
     output: str
     files: List[str]
+    quality: Optional[QualityResult] = None  # with ground_truth=URL
 
 
 def _timestamp() -> str:
@@ -89,8 +94,11 @@ def _timestamp() -> str:
 
 def check_files(files: List[str], stats: Dict[str, Any], cons: Dict[str, Any], output: str,
                 meta: Dict[str, Any], webhook: Optional[str] = None,
-                storage_options: Optional[Dict[str, Any]] = None) -> Optional[Outcome]:
-    """Check the rows of ``files`` and write the results to ``output``; None when there are no rows."""
+                storage_options: Optional[Dict[str, Any]] = None,
+                ground_truth: Optional[str] = None, history: Optional[str] = None) -> Optional[Outcome]:
+    """Check the rows of ``files`` and write the results to ``output``; None when there are no rows.
+    With ``ground_truth``, also the model's quality on the labelled rows (``history``: the folder
+    whose model_quality_history.json gets this batch, in watch mode)."""
     started = time.time()
     df = read_batch(files, storage_options)
     if len(df) == 0:
@@ -100,20 +108,31 @@ def check_files(files: List[str], stats: Dict[str, Any], cons: Dict[str, Any], o
     result = check_batch(df, stats, cons, source=source, attributions=attributions)
     result.statistics["dataset"]["files"] = files
     so = storage_options or {}
-    violations = [v.to_dict() for v in result.violations]
     checked_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    quality, sections = None, []
+    if ground_truth:  # model quality: its violations join the data checks' (one file, one exit code)
+        quality = run_quality_check(files, ground_truth, str(meta.get("run_dir")), cons, so,
+                                    missing_ok=history is not None)  # watch mode: labels may not exist yet
+        result.violations.extend(quality.violations)
+        art.write_json(art.join(output, QUALITY_FILE), quality.to_dict(), so)
+        past = append_history(history, history_entry(quality, checked_at, output), so) if history else None
+        sections.append(quality_section(quality, past))
+    violations = [v.to_dict() for v in result.violations]
     # each file is written atomically; the violations file comes last and marks the results complete
     art.write_json(art.join(output, BATCH_STATISTICS_FILE), result.statistics, so)
-    art.write_text(art.join(output, REPORT_FILE), render_report(result, stats, {**meta, "checked_at": checked_at}), so)
+    art.write_text(art.join(output, REPORT_FILE),
+                   render_report(result, stats, {**meta, "checked_at": checked_at}, sections), so)
     art.write_json(art.join(output, VIOLATIONS_FILE), {"violations": violations}, so)
     log.info("checked %d rows from %s in %.2f s: %d violation(s); results in %s", len(df), source,
              time.time() - started, len(violations), output)
+    if quality is not None and history:  # watch mode (a single check prints the line)
+        log.info("%s", summary_line(quality, str(meta.get("metric") or "")))
     if violations and webhook:
         post_webhook(webhook, {"run_dir": redact_text(str(meta.get("run_dir"))),
                                "data": redact_text(str(meta.get("data"))), "output": redact_text(output),
                                "files": [redact_text(f) for f in files], "n_rows": int(len(df)),
                                "checked_at": checked_at, "violations": violations})
-    return Outcome(result, output, files)
+    return Outcome(result, output, files, quality)
 
 
 def post_webhook(url: str, payload: Dict[str, Any], timeout_s: float = 10.0) -> bool:
@@ -142,8 +161,9 @@ class Watcher:
 
     def __init__(self, data: str, stats: Dict[str, Any], cons: Dict[str, Any], output: str, interval_s: float,
                  meta: Dict[str, Any], webhook: Optional[str] = None,
-                 storage_options: Optional[Dict[str, Any]] = None):
+                 storage_options: Optional[Dict[str, Any]] = None, ground_truth: Optional[str] = None):
         self.data, self.stats, self.cons, self.output = data, stats, cons, output
+        self.ground_truth = ground_truth  # each batch is joined with the labels there when it is checked
         self.interval_s, self.meta, self.webhook, self.so = interval_s, meta, webhook, storage_options or {}
         self.stop = threading.Event()
         self.state_url = art.join(output, WATCH_STATE_FILE)
@@ -180,7 +200,8 @@ class Watcher:
             return None
         out = art.join(self.output, _timestamp())
         try:
-            outcome = check_files(ready, self.stats, self.cons, out, self.meta, self.webhook, self.so)
+            outcome = check_files(ready, self.stats, self.cons, out, self.meta, self.webhook, self.so,
+                                  ground_truth=self.ground_truth, history=self.output)
             status = "checked" if outcome else "no rows"
         except Exception as exc:  # a bad file must not stop the watcher; it is recorded, not retried
             log.warning("skipping %d file(s) that cannot be checked: %s: %s", len(ready), type(exc).__name__, exc)
@@ -221,11 +242,15 @@ def cmd_monitor(args: List[str]) -> int:
         run_dir = str(Path(run_dir).resolve())
     stats, cons = load_baseline(run_dir, opts.constraints)
     meta = {"run_dir": run_dir, "data": data}
+    ground_truth = opts.ground_truth
+    if ground_truth:
+        check_settings(cons)  # a bad edit of the model-quality settings fails before any data is read
+        meta["metric"] = read_summary(run_dir).metric
     if watch:
         output = opts.output or art.join(run_dir, MONITORING_DIR)
         if "://" not in output:
             output = str(Path(output).resolve())
-        watcher = Watcher(data, stats, cons, output, opts.interval_s, meta, webhook)
+        watcher = Watcher(data, stats, cons, output, opts.interval_s, meta, webhook, ground_truth=ground_truth)
         previous = _on_sigterm(watcher.stop)
         try:
             code = watcher.run()
@@ -234,14 +259,19 @@ def cmd_monitor(args: List[str]) -> int:
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+        quality = f"; model quality over the batches: {art.join(output, HISTORY_PAGE)}" if ground_truth else ""
         print(f"watch stopped: checked {watcher.n_files} file(s) in {watcher.n_batches} batch(es); "
-              f"{watcher.n_violations} violation(s); results under {output}")
+              f"{watcher.n_violations} violation(s); results under {output}{quality}")
         return code
     output = opts.output or art.join(run_dir, MONITORING_DIR, _timestamp())
     files = list_data_files(data)
-    outcome = check_files(files, stats, cons, output, meta, webhook)
+    if ground_truth:
+        require_capture(files, data)
+    outcome = check_files(files, stats, cons, output, meta, webhook, ground_truth=ground_truth)
     if outcome is None:
         raise DataError(f"data: {data} has no rows to check; give a table or capture files with rows")
+    if outcome.quality is not None:
+        print(summary_line(outcome.quality, meta["metric"]))
     vs = outcome.result.violations
     if not vs:
         print(f"no violations in {outcome.result.n_rows} rows | report: {art.join(output, REPORT_FILE)}")
@@ -249,6 +279,14 @@ def cmd_monitor(args: List[str]) -> int:
     listed = "; ".join(f"{v.feature_name}: {v.constraint_check_type}" for v in vs)
     print(f"{len(vs)} violation(s) in {outcome.result.n_rows} rows: {listed} | report: {art.join(output, REPORT_FILE)}")
     return EXIT_VIOLATIONS
+
+
+def require_capture(files: List[str], data: str) -> None:
+    """ground_truth joins on inference ids, which only the endpoint's capture files hold."""
+    tables = [f for f in files if not is_capture(f)]
+    if tables:
+        raise ConfigError(f"ground_truth needs data= the capture files of `automl serve` (capture.enabled=true), "
+                          f"which hold the inference ids and predictions; {tables[0]} is not one")
 
 
 def check_output(output: str, data: str, overwrite: bool = False,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import html
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from automl.monitor.checks import CheckResult, bin_labels
 
@@ -80,8 +80,9 @@ def _stats_rows(base: Dict[str, Any], cur: Dict[str, Any]) -> str:
     return "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(b)}</td><td>{_fmt(c)}</td></tr>" for k, b, c in rows)
 
 
-def render_report(result: CheckResult, baseline: Dict[str, Any], meta: Dict[str, Any]) -> str:
-    """The HTML page for one checked batch."""
+def render_report(result: CheckResult, baseline: Dict[str, Any], meta: Dict[str, Any],
+                  extra: Sequence[str] = ()) -> str:
+    """The HTML page for one checked batch; ``extra``: more sections (HTML), e.g. model quality."""
     by_feature: Dict[str, List[Any]] = {}
     for v in result.violations:
         by_feature.setdefault(v.feature_name, []).append(v)
@@ -100,6 +101,8 @@ def render_report(result: CheckResult, baseline: Dict[str, Any], meta: Dict[str,
               f'<span style="background:{_CUR}"></span>current</p>')
     sections = []
     for name, vs in by_feature.items():
+        if all(v.details.get("report_section") is False for v in vs):
+            continue  # shown in a section of its own (e.g. model quality, in ``extra``)
         base = (baseline.get("features") or {}).get(name) or {}
         cur = (result.statistics.get("features") or {}).get(name) or {}
         kind = base.get("inferred_type", "not in the baseline")
@@ -115,4 +118,4 @@ def render_report(result: CheckResult, baseline: Dict[str, Any], meta: Dict[str,
             parts.append(legend + _bars(*dist))
         sections.append("".join(parts))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>automl monitor</title><style>{_CSS}</style>"
-            f"</head><body>{head}{body}{''.join(sections)}</body></html>\n")
+            f"</head><body>{head}{body}{''.join(extra)}{''.join(sections)}</body></html>\n")

@@ -72,19 +72,27 @@ def is_capture(url: str, storage_options: Optional[Dict[str, Any]] = None) -> bo
     return bool(first) and "instances" in first
 
 
-def capture_rows(raw: bytes, where: str = "capture") -> pd.DataFrame:
-    """The concatenated ``instances`` of capture records; unreadable lines are skipped and logged."""
-    rows: List[Dict[str, Any]] = []
+def capture_records(raw: bytes, key: str) -> Tuple[List[Tuple[Dict[str, Any], Any]], int]:
+    """(record, record[key]) for each line of a capture file that is a JSON object holding ``key``,
+    and how many non-blank lines were not."""
+    out: List[Tuple[Dict[str, Any], Any]] = []
     bad = 0
     for line in raw.splitlines():
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            instances = record["instances"]
+            out.append((record, record[key]))
         except (ValueError, KeyError, TypeError):
             bad += 1
-            continue
+    return out, bad
+
+
+def capture_rows(raw: bytes, where: str = "capture") -> pd.DataFrame:
+    """The concatenated ``instances`` of capture records; unreadable lines are skipped and logged."""
+    rows: List[Dict[str, Any]] = []
+    records, bad = capture_records(raw, "instances")
+    for _, instances in records:
         for inst in instances if isinstance(instances, list) else []:
             if isinstance(inst, dict):
                 rows.append(inst)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, List, Optional
 import pandas as pd
 
 from automl import artifacts as art
+from automl.report.bias import bias_section
 from automl.report.context import ReportContext
 from automl.report.decision import decision_section
 from automl.report.explain import explanations_section
@@ -39,6 +40,7 @@ SECTIONS: List[Section] = [
     decision_section,
     model_section,
     explanations_section,  # explain.py: SHAP summary and local explanations
+    bias_section,  # bias.py: CI, DPL and DPPL of explain.facet (bias.json)
     search_section,
     leaderboard_section,
     trials_section,

@@ -10,12 +10,14 @@ A run folder (``output_dir`` of ``automl fit``) holds, relative to its root::
     run_state.json                  the run's id and wall time so far (resume=true)
     history.json                    each attempt that published: first fit, crash resume, continuation
     report.html                     the run's report
+    bias.json                       bias metrics of the explain.facet column (automl/rundir/bias.py)
     data_exploration.ipynb          notebooks that recompute the report from the files here
     candidate_definitions.ipynb
     data/train.parquet              the exact training rows, target included
     candidates/<name>.yaml          every candidate, rerunnable as edited (candidates_dir=)
     trials/<id>/result.json         one finished trial (resume=true)
     trials/<id>/oof.npy             its out-of-fold predictions (ensembles, report)
+    trials/<id>/fold_models.skops   holdout splits: the best trial's fitted fold model (the refit's fallback)
     models/<id>.skops               other trials' models, refit on demand and cached
     baseline/statistics.json        the training data's statistics and constraints (automl monitor)
     baseline/constraints.json
@@ -38,6 +40,7 @@ MANIFEST_FILE = "manifest.json"
 STATE_FILE = "run_state.json"
 HISTORY_FILE = "history.json"  # the run's attempts (search/resume.py)
 REPORT_FILE = "report.html"
+BIAS_FILE = "bias.json"  # CI, DPL and DPPL of the explain.facet column (automl/rundir/bias.py, docs/bias.md)
 EXPLORATION_NOTEBOOK = "data_exploration.ipynb"
 CANDIDATES_NOTEBOOK = "candidate_definitions.ipynb"
 
@@ -80,6 +83,13 @@ def trial_result_file(trial_id: object) -> str:
 def trial_oof_file(trial_id: object) -> str:
     """``trials/<id>/oof.npy``: one trial's out-of-fold predictions."""
     return f"{trial_dir(trial_id)}/{TRIAL_OOF_FILE}"
+
+
+def trial_fold_models_file(trial_id: object, suffix: str = ".skops") -> str:
+    """``trials/<id>/fold_models.skops``: a holdout trial's fitted fold model, kept for the best trial
+    so far (the select stage's fallback when a refit on all rows would not fit the clock; ``.pkl``
+    for a custom algorithm's, rundir/foldmodels.py)."""
+    return f"{trial_dir(trial_id)}/fold_models{suffix}"
 
 
 def trial_model_file(trial_id: object, suffix: str = ".skops") -> str:

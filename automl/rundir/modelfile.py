@@ -78,9 +78,12 @@ BOOST_TYPES: Tuple[str, ...] = (
     "lightgbm.basic.Booster",
     "catboost.core.CatBoostClassifier",
     "catboost.core.CatBoostRegressor",
+    "automl.candidates.native_catboost.NativeCatBoostClassifier",  # categorical: native (needs catboost)
+    "automl.candidates.native_catboost.NativeCatBoostRegressor",
 )
 TRUSTED_TYPES: Tuple[str, ...] = (AUTOML_TYPES + XGBOOST_TYPES + SKLEARN_TYPES + NUMPY_TYPES + PYTHON_TYPES
-                                  + tuple(t for t in BOOST_TYPES if importlib.util.find_spec(t.partition(".")[0])))
+                                  + tuple(t for t in BOOST_TYPES if importlib.util.find_spec(t.partition(".")[0] if not
+                                                                            t.startswith("automl.") else "catboost")))
 
 LIBRARIES = ("automl", "scikit-learn", "xgboost", "skops", "python")  # versions the manifest records
 

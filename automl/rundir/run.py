@@ -168,6 +168,30 @@ class Run:
         that ``.attrs["space"]`` names (margin, probability or value); see docs/explain.md."""
         return self.explainer(trial).frame(_frame(data), target_class)
 
+    def bias(self, data: Optional[Frame] = None, facet: Optional[str] = None,
+             favourable: Any = None, seed: int = 0) -> pd.DataFrame:
+        """Bias metrics of a facet column (CI, DPL, DPPL with 95% bootstrap intervals): one row per
+        compared group. Without ``data``: the training rows and the chosen model's out-of-fold
+        predictions, as ``bias.json``; with it: its target column (when present) and the model's
+        predictions on it. ``facet``/``favourable`` default to the run's ``explain.facet`` and
+        ``explain.facet_positive``; ``.attrs`` says what was compared (docs/bias.md)."""
+        from automl.explain.bias import bias_frame, check_facet
+        from automl.rundir.bias import configured_facet, table_bias, training_bias
+
+        conf = configured_facet(self.run_dir, self.storage_options)
+        facet = facet or conf.get("facet")
+        if not facet:
+            from automl.errors import ConfigError
+
+            raise ConfigError("run.bias needs a facet column: run.bias(df, facet='COLUMN'), or a run fitted with "
+                              "explain.facet=COLUMN")
+        favourable = favourable if favourable is not None else conf.get("facet_positive")
+        frame = _frame(data) if data is not None else self.training_rows()
+        check_facet(facet, list(frame.columns), str(self.summary["target"]), values=frame.get(facet))
+        if data is None:
+            return bias_frame(training_bias(self.run_dir, self.storage_options, facet, favourable, seed))
+        return bias_frame(table_bias(self.summary, self.model, frame, facet, favourable, seed))
+
     def __repr__(self) -> str:
         best = self.summary.get("best") or {}
         return (f"Run({self.run_dir!r}, problem_type={self.summary.get('problem_type')!r}, "

@@ -133,6 +133,7 @@ class ForkExecutor:
         self.slots = max(1, int(workers))
         self.pending: Dict[Any, _Forked] = {}  # the result pipe -> its trial
         self.deadline = 0.0
+        self.loop: Optional[SearchLoop] = None
         self.limit = 0.0
         self.worst = 0.0
         self._mp = None
@@ -148,6 +149,9 @@ class ForkExecutor:
         loop.searcher()  # built (and, resuming, logged) before the search's own line
         ctx = loop.ctx
         self.deadline, self.limit = loop.deadline, ctx.trial_time_limit_s
+        self.loop = loop  # its deadline may move earlier as trials complete (SearchLoop.replan)
+        if ctx.keep_fold_models:
+            import skops.io  # noqa: F401 (imported once here, not in every forked trial that keeps its fold model)
         self.worst = worst_value(get_metric(ctx.metric, ctx.problem_type))
         self._mp = multiprocessing.get_context("fork")
         log.info("search without Ray (forked workers): %d candidate(s), up to %d trials, %d at a time, %.1f s budget",
@@ -163,6 +167,7 @@ class ForkExecutor:
         loop.ask_tell(self)
 
     def submit(self, trial_id: str, config: Dict[str, Any]) -> None:
+        self.deadline = self.loop.deadline if self.loop is not None else self.deadline
         forked = _Forked(self._mp, config, trial_id, self.deadline)
         self.pending[forked.conn] = forked
 
@@ -170,6 +175,7 @@ class ForkExecutor:
         """Results of the trials that ended, then those killed at the deadline or their limit."""
         from multiprocessing.connection import wait as wait_ready
 
+        self.deadline = self.loop.deadline if self.loop is not None else self.deadline
         kill_at = min(min(self.deadline, f.started + self.limit) for f in self.pending.values()) + GRACE_S
         done = []
         for conn in wait_ready(list(self.pending), timeout=max(0.0, kill_at - time.time())):

@@ -20,9 +20,10 @@ import contextlib
 import logging
 import time
 import uuid
-from typing import Any, ContextManager, Dict, List, Optional, Protocol, Sequence, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from automl.candidates.generate import Candidate
+from automl.rundir.foldmodels import drop_fold_models
 from automl.search.events import (ENDED, FINISHED, PERSISTED_KINDS, STARTED, STOPPED, EventSink, TrialEvent,
                                   outcome_text)
 from automl.search.resume import RunState, persist_row, result_row
@@ -67,7 +68,9 @@ class SearchLoop:
     def __init__(self, ctx: TrialContext, candidates: List[Candidate], *, greater_is_better: bool,
                  max_trials: int, time_budget_s: float, searcher: str = "optuna", n_startup_trials: int = 8,
                  warm_start: bool = True, callbacks: Optional[Sequence[EventSink]] = None,
-                 state: Optional[RunState] = None):
+                 state: Optional[RunState] = None,
+                 post_search: Optional[Callable[[List[Dict[str, Any]]], float]] = None,
+                 run_deadline: Optional[float] = None):
         self.ctx = ctx
         self.candidates = candidates
         self.state = state
@@ -80,6 +83,12 @@ class SearchLoop:
         self.run_id = state.run_id if state is not None else ""
         self.sinks = list(callbacks or [])
         self.deadline = 0.0
+        # The time after the search that the completed trials predict (selection/timeplan.py), and
+        # the run's own deadline: the search ends earlier when that is more than its fixed reserve.
+        self.post_search, self.run_deadline = post_search, run_deadline
+        self.planned_deadline = 0.0
+        self.clock: Dict[str, Any] = {}  # what the plan did (summary.json's search_clock)
+        self._best_kept: Optional[Tuple[str, float]] = None  # the trial whose fold models are kept
         self.rows: Dict[str, Dict[str, Any]] = {}  # finished trials, persisted once each
         self.unfinished: List[Dict[str, Any]] = []  # trials the end of the search stopped
         self._searcher: Optional[Tuple[Any, Any]] = None
@@ -91,8 +100,9 @@ class SearchLoop:
             log.info("search: nothing left to run (%d of %d trials done, %.*f s of search budget left)",
                      len(self.previous), self.max_trials, executor.budget_digits, max(0.0, self.time_budget_s))
             return self.previous
-        self.deadline = time.time() + self.time_budget_s
+        self.deadline = self.planned_deadline = time.time() + self.time_budget_s
         self.ctx.search_deadline = self.deadline  # trials stop themselves there
+        self.replan()  # a resumed run's earlier trials already predict the time after the search
         with executor.session(self):
             started = time.time()
             with self._heartbeat():
@@ -128,8 +138,41 @@ class SearchLoop:
                     self.state.n_trials += 1
             elif event.kind == STOPPED:
                 self.unfinished.append(event.row)
+            if event.kind == FINISHED and event.row.get("status") == "completed":
+                self.replan()
+                self.keep_best_fold_models(event.row)
         for sink in self.sinks:
             sink.on_event(event)
+
+    def replan(self) -> None:
+        """Keep back the time after the search that the completed trials predict: the search's
+        deadline moves earlier when the run's deadline less that time comes first (never later
+        than planned). Logged once when it first moves."""
+        if self.post_search is None or self.run_deadline is None or not self.planned_deadline:
+            return
+        need = self.post_search(self.previous + list(self.rows.values()))
+        deadline = min(self.planned_deadline, self.run_deadline - need)
+        early = self.planned_deadline - max(deadline, time.time())  # search time given up
+        if early > 1.0 and not self.clock.get("ended_early_s"):
+            log.info("search ends %.0f s early: the best trial so far predicts %.0f s for the refit on all rows, "
+                     "the ensemble and the report (selection/timeplan.py)", early, need)
+        self.clock = {"post_search_predicted_s": round(need, 2), "ended_early_s": round(max(0.0, early), 2)}
+        self.deadline = deadline
+        self.ctx.search_deadline = deadline
+
+    def keep_best_fold_models(self, row: Dict[str, Any]) -> None:
+        """Holdout trials keep their fitted fold model (search/trial.py): only the best trial's so
+        far stays in the run folder (the select stage's fallback, selection/timeplan.py)."""
+        if not (self.ctx.keep_fold_models and self.ctx.output_dir):
+            return
+        tid, obj = str(row["trial_id"]), float(row["objective"])
+        best = self._best_kept
+        better = best is None or (obj > best[1] if self.spec.greater_is_better else obj < best[1])
+        loser = (best[0] if best else None) if better else tid
+        if better:
+            self._best_kept = (tid, obj)
+        if loser:
+            drop_fold_models(self.ctx.output_dir, loser, self.ctx.storage_options)
 
     def searcher(self) -> Tuple[Any, Any]:
         """The Optuna study the loop asks and tells, and the space an asked trial samples from

@@ -28,6 +28,7 @@ from automl.candidates.algorithms import get_algorithm, make_estimator
 from automl.data.splits import fold_count, make_folds  # noqa: F401  (re-exported: callers read them here)
 from automl.metrics import THRESHOLD_METRICS, get_metric, score_all, tune_threshold, worst_value
 from automl.raystart import PACKAGE_DIR  # automl's own folder (a trial row's code_path)
+from automl.rundir.foldmodels import save_fold_models
 from automl.rundir.layout import trial_oof_file
 
 EARLY_STOPPING_ROUNDS = 40
@@ -63,6 +64,9 @@ class TrialContext:
     groups: Optional[np.ndarray] = None
     # True with validation.time_column: rows in time order, forward-chaining folds (no re-rank).
     time_ordered: bool = False
+    # Write the fitted fold models (trials/<id>/fold_models.skops; holdout splits): the select
+    # stage's fallback when a refit on all rows would not fit the clock (selection/timeplan.py).
+    keep_fold_models: bool = False
 
     def weights_of(self, rows) -> Optional[np.ndarray]:
         """The sample weights of ``rows`` (an index or mask); None when the run is unweighted."""
@@ -75,11 +79,11 @@ class SearchDeadline(TrialTimeout):
 
 WORKER_DIED = ("the trial's worker process died (killed by a signal or out of memory); "
                "the run went on without it")
+OUT_OF_MEMORY = "out of memory"  # a failed trial's reason when its fit ran out of memory (MemoryError)
 
 
 def placement(node_id: str = "") -> Dict[str, Any]:
     """Where a trial ran (the leaderboard shows it; the cluster test checks it)."""
-    import os
     import socket
 
     return {"node_id": node_id, "hostname": socket.gethostname(), "pid": os.getpid(),
@@ -180,11 +184,14 @@ def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] 
         covered = np.zeros(len(ctx.y), dtype=bool)
         predict_s = 0.0
         rounds: List[int] = []
+        fitted: List[Pipeline] = []
         for i, (tr, va) in enumerate(ctx.folds):
             pipe, used = fit_fold(template, candidate.algorithm, ctx.X.iloc[tr], ctx.y[tr], ctx.X.iloc[va], ctx.y[va],
                                   ctx.weights_of(tr), ctx.weights_of(va))
             if used is not None:
                 rounds.append(used)
+            if ctx.keep_fold_models:
+                fitted.append(pipe)
             t = time.perf_counter()
             oof[va] = predict_matrix(pipe, ctx.X.iloc[va], ctx.problem_type, ctx.n_classes)
             predict_s += time.perf_counter() - t
@@ -192,17 +199,10 @@ def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] 
             if on_fold is not None and i < len(ctx.folds) - 1:
                 on_fold(i + 1, _partial_score(ctx, oof, covered))
             elapsed = time.perf_counter() - start
-            if i < len(ctx.folds) - 1:
-                # Stop now if the folds so far say the rest cannot finish within the limit:
-                # the watchdog would kill it later anyway, after wasting a worker on it.
-                projected = elapsed / (i + 1) * len(ctx.folds)
-                if deadline is not None and time.time() + projected - elapsed > deadline:
-                    raise SearchDeadline(f"stopped at the search deadline after {i + 1} of {len(ctx.folds)} folds")
-                if projected > ctx.trial_time_limit_s:
-                    raise TrialTimeout(
-                        f"trial would exceed its time limit of {ctx.trial_time_limit_s:.0f} s "
-                        f"({elapsed:.1f} s for {i + 1} of {len(ctx.folds)} folds)"
-                    )
+            stop = _stop_after(ctx, i + 1, elapsed, deadline)
+            if stop is not None:
+                stop.partial = partial_result(ctx, oof, covered, i + 1, params, rounds)
+                raise stop
         threshold, w = None, ctx.weights_of(covered)
         if ctx.problem_type == "binary" and ctx.metric in THRESHOLD_METRICS:
             threshold, _ = tune_threshold(ctx.y[covered], oof[covered], ctx.metric, ctx.pos_index, w)
@@ -226,15 +226,47 @@ def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] 
         }
         if ctx.output_dir and trial_id:
             _save_oof(ctx, trial_id, oof)
+            if fitted:
+                save_fold_models(ctx.output_dir, trial_id, fitted, ctx.storage_options)
         return result
-    except TrialTimeout as exc:
-        status = "stopped" if isinstance(exc, SearchDeadline) else "timeout"
-        return {**base, "status": status, "error": str(exc), "objective": worst_value(metric),
-                "fit_s": time.perf_counter() - start}
     except Exception as exc:  # a failed trial is recorded, the run goes on
-        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return {**base, "status": "failed", "error": last[:500], "objective": worst_value(metric),
-                "fit_s": time.perf_counter() - start}
+        status, error = failure(exc)
+        return {**base, "status": status, "error": error, "objective": worst_value(metric),
+                "fit_s": time.perf_counter() - start, **getattr(exc, "partial", {})}
+
+
+def failure(exc: Exception) -> Tuple[str, str]:
+    """A trial's status and reason for an exception out of its folds."""
+    if isinstance(exc, TrialTimeout):
+        return ("stopped" if isinstance(exc, SearchDeadline) else "timeout"), str(exc)
+    if isinstance(exc, MemoryError):  # numpy's "Unable to allocate ..." and the like: the run goes on
+        detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        return "failed", f"{OUT_OF_MEMORY} ({detail})"
+    return "failed", traceback.format_exception_only(type(exc), exc)[-1].strip()[:500]
+
+
+def _stop_after(ctx: TrialContext, done: int, elapsed: float, deadline: Optional[float]) -> Optional[TrialTimeout]:
+    """Stop now (the exception to raise) if the ``done`` folds so far say the rest cannot finish
+    within the search deadline or the trial's limit: the watchdog would kill the trial later anyway,
+    after wasting a worker on it."""
+    if done >= len(ctx.folds):
+        return None
+    projected = elapsed / done * len(ctx.folds)
+    if deadline is not None and time.time() + projected - elapsed > deadline:
+        return SearchDeadline(f"stopped at the search deadline after {done} of {len(ctx.folds)} folds")
+    if projected > ctx.trial_time_limit_s:
+        return TrialTimeout(f"trial would exceed its time limit of {ctx.trial_time_limit_s:.0f} s "
+                            f"({elapsed:.1f} s for {done} of {len(ctx.folds)} folds)")
+    return None
+
+
+def partial_result(ctx: TrialContext, oof: np.ndarray, covered: np.ndarray, folds_done: int,
+                   params: Dict[str, Any], rounds: List[int]) -> Dict[str, Any]:
+    """What a trial stopped after ``folds_done`` folds still tells: its score on the rows those
+    folds validated, and the parameters a refit would use. When no trial finished, the select
+    stage fits the best of these rather than an unvalidated default (selection/fallback.py)."""
+    return {"partial_objective": _partial_score(ctx, oof, covered), "partial_folds": folds_done,
+            "refit_params_json": json.dumps(refit_params(params, rounds), default=str)}
 
 
 def _partial_score(ctx: TrialContext, oof: np.ndarray, covered: np.ndarray) -> float:

@@ -31,7 +31,7 @@ from automl.search.events import CRASHED, FINISHED, PRUNED, STARTED, STOPPED, TI
 from automl.search.loop import SearchLoop
 from automl.search.resume import RunState, read_result, result_row, write_result
 from automl.search.searcher import SearchSpec
-from automl.search.trial import WORKER_DIED, TrialContext, evaluate, expiry, placement
+from automl.search.trial import OUT_OF_MEMORY, WORKER_DIED, TrialContext, evaluate, expiry, placement
 from automl.search.watchdog import TrialWatchdog
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,9 @@ def _crash_reason(trial) -> str:
     if not text:
         text = str(getattr(trial, "error_msg", "") or "")
     low = text.lower()
+    if any(s in low for s in ("outofmemoryerror", "out of memory", "running low on memory", "memoryerror")):
+        # Ray's memory monitor killed the worker, or the trial raised MemoryError outside evaluate
+        return f"{OUT_OF_MEMORY} (the trial's worker ran out of memory; the run went on without it)"
     if any(s in low for s in ("actordied", "actor died", "workercrashed", "worker crashed", "exited unexpectedly",
                               "sigkill", "killed", "unexpected system error", "node died")):
         return WORKER_DIED
@@ -274,7 +277,8 @@ class TuneExecutor:
                     scheduler=_asha(ctx, loop.spec.greater_is_better), reuse_actors=True,
                 ),
                 run_config=tune.RunConfig(name="search", storage_path=storage, verbose=0,
-                                          stop=DeadlineStopper(loop.deadline), callbacks=[self.events]),
+                                          stop=DeadlineStopper(loop.deadline, lambda: loop.deadline),
+                                          callbacks=[self.events]),
             )
             log.info("search: %d candidate(s), up to %d trials%s, %d in parallel, %.0f s budget",
                      len(loop.candidates), loop.remaining,

@@ -1,11 +1,16 @@
-"""A model when no trial finished: the cheapest candidate's default configuration, on all rows.
+"""A model when no trial finished: the best partially validated trial, or the cheapest default.
 
 On a loaded machine, or with a budget too small for one cross-validation, every trial can end
 stopped at the search deadline or past its own time limit. Rather than end the run without a
-model, the select stage then fits the cheapest enabled candidate (candidates are ordered by cost:
-the linear model by default) with its first known-good configuration, on all rows, in the reserve
-kept after the search. It has no validation score; summary.json says ``"fallback": true`` and the
-log says why. When every trial failed with an error, the run still fails with the commonest
+model, the select stage then fits, on all rows, in the reserve kept after the search:
+
+- the configuration of the trial with the best score on the folds it finished, when a trial was
+  stopped after at least one fold (its ``partial_objective`` on ``partial_folds`` folds); or
+- the cheapest enabled candidate (candidates are ordered by cost: the linear model by default)
+  with its first known-good configuration.
+
+Neither has a full cross-validated score; summary.json says ``"fallback": true`` and the log says
+which and why. When every trial failed with an error, the run still fails with the commonest
 cause (stages/search.py): a fallback would hide it.
 """
 from __future__ import annotations
@@ -14,8 +19,9 @@ import json
 import logging
 import math
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
+import numpy as np
 import pandas as pd
 
 from automl.candidates.generate import Candidate
@@ -28,11 +34,37 @@ log = logging.getLogger(__name__)
 
 FALLBACK_ID = "fallback"  # its trial_id in leaderboard.csv and summary.json
 FALLBACK_STATUS = "fallback"
+PARTIAL_WORST = 1e11  # |partial_objective| at or above this is a failed score (metrics.worst_value: 1e12)
 
 
-def fallback_row(candidates: List[Candidate], problem_type: str, reason: str) -> Dict[str, Any]:
-    """The leaderboard row of the fallback: the first (cheapest) candidate's first warm-start
-    configuration (its search space's defaults when it has no portfolio)."""
+def best_partial(lb: pd.DataFrame, greater_is_better: bool) -> Optional[pd.Series]:
+    """The stopped trial with the best score on the folds it finished (None when there is none)."""
+    if "partial_objective" not in lb.columns:
+        return None
+    score = pd.to_numeric(lb["partial_objective"], errors="coerce")
+    refit = lb["refit_params_json"]
+    ok = np.isfinite(score) & (score.abs() < PARTIAL_WORST) & refit.notna() & refit.astype(str).str.startswith("{")
+    if not ok.any():
+        return None
+    score = score[ok]
+    return lb.loc[score.idxmax() if greater_is_better else score.idxmin()]
+
+
+def fallback_row(candidates: List[Candidate], problem_type: str, reason: str,
+                 lb: Optional[pd.DataFrame] = None, greater_is_better: bool = True) -> Dict[str, Any]:
+    """The leaderboard row of the fallback: the best partially validated trial's configuration,
+    else the first (cheapest) candidate's first warm-start configuration (its search space's
+    defaults when it has no portfolio)."""
+    part = best_partial(lb, greater_is_better) if lb is not None else None
+    if part is not None:
+        name = str(part["candidate"])
+        params = json.loads(part["params_json"])
+        text = (f"trial {part['trial_id']}'s configuration ({name}: {part['partial_objective']:.5g} on the "
+                f"{int(part['partial_folds'])} fold(s) it finished, the best of the stopped trials)")
+        return {"trial_id": FALLBACK_ID, "candidate": name, "status": FALLBACK_STATUS, "objective": math.nan,
+                "config": {"candidate": name, **{f"{name}{SEP}{k}": v for k, v in params.items()}},
+                "error": reason, "params_json": part["params_json"],
+                "refit_params_json": part["refit_params_json"], "fallback_text": text}
     cand = candidates[0]
     points = portfolio_points(cand.name, cand.space, problem_type)
     config = points[0] if points else {"candidate": cand.name, **{
@@ -46,12 +78,13 @@ def fit_fallback(ctx: TrialContext, lb: pd.DataFrame, row: Dict[str, Any], reque
     """Fit the fallback ``row`` on all rows; the Selection the publish stage writes (no score)."""
     started = time.time()
     name = str(row["candidate"])
-    log.warning("%s: fitting %s's default configuration on all %d rows instead, without validation "
+    what = row.get("fallback_text") or f"{name}'s default configuration"
+    log.warning("%s: fitting %s on all %d rows instead, without a full validation "
                 "(summary.json: \"fallback\": true); raise budget.time_limit_s for a searched model",
-                row["error"], name, len(ctx.y))
+                row["error"], what, len(ctx.y))
     model = refit_one(ctx, (name, json.loads(row["refit_params_json"])))
-    kind = {"kind": "refit", "requested": requested,
-            "reason": f"fallback: {row['error']}; the cheapest candidate's default configuration"}
+    kind = {"kind": "refit", "requested": requested, "reason": f"fallback: {row['error']}; " + (
+        row.get("fallback_text") or "the cheapest candidate's default configuration")}
     sel = Selection(model, FALLBACK_ID, name, None, kind, round(time.time() - started, 2), lb)
     sel.fallback = True
     sel.started = started

@@ -31,6 +31,7 @@ from automl.selection.choose import (EnsembleChoice, Limits, choose_ensemble, co
 from automl.selection.oof import covered_rows, load_oof
 from automl.rundir.leaderboard import rank_score
 from automl.selection.rerank import RerankSpec, rerank
+from automl.selection.timeplan import within_clock
 
 log = logging.getLogger(__name__)
 ENSEMBLE_ID = "ensemble"
@@ -185,8 +186,13 @@ def select_final(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]]
     kind, why = choose_kind(spec.final_model, ctx, [trials.fit_s(t) for t in planned], deadline - 0.5 - t0,
                             os.cpu_count() or 1)
     log.debug("final model: %s (%s)", kind, why)
-    built = (build_bagged if kind == "bagged" else build_refit)(ctx, info, spec, choice, trials, deadline)
+    # a refit predicted past the deadline falls back (bagged or on a sample; selection/timeplan.py)
+    fallback, clock = within_clock(ctx, info, spec, choice, trials, planned[0], deadline) if kind == "refit" \
+        else (None, None)
+    built = fallback or (build_bagged if kind == "bagged" else build_refit)(ctx, info, spec, choice, trials, deadline)
     built.reason = built.reason or why
+    if fallback is not None:  # recorded only when it changed the model (summary.json's best.final_model)
+        built.extra["time_plan"] = clock
     if spec.stack and built.members:
         stack_onto(ctx, info, spec, built)
     sel = describe(built, choice, trials, info, spec, reranked, t0)

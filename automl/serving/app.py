@@ -221,6 +221,12 @@ class Invocations:
 
     async def __call__(self, request: Request) -> Response:
         request_id = request_id_of(request.headers.get("x-request-id"))
+        inference_id = request.headers.get("x-inference-id")  # ground truth joins on it (the capture's request_id)
+        if inference_id is not None:
+            if not _REQUEST_ID.match(inference_id):
+                return error(400, "X-Inference-Id must be 1 to 128 letters, digits or . _ : - characters; send "
+                                  "such an id, or none and use the one the answer's X-Inference-Id header gives")
+            request_id = inference_id
         try:
             kind = request_format(request.headers.get("content-type"))
             out_kind = response_format(request.headers.get("accept"))
@@ -249,7 +255,8 @@ class Invocations:
             log.exception("internal error while answering a request")
             return error(500, "internal error while predicting; see the server log")
         await self.capture(offload, kind, body, objs, request_id, X, None)
-        return Response(content=content, media_type=media, headers={"x-request-id": request_id})
+        return Response(content=content, media_type=media,
+                        headers={"x-request-id": request_id, "x-inference-id": request_id})
 
     async def run(self, offload: bool, fn: Any, *args: Any) -> Any:
         if not offload:

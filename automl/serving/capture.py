@@ -6,6 +6,10 @@ The format is fixed (``automl monitor`` reads it): files
     {"request_id": str, "timestamp": ISO-8601 str, "trial_id": str, "content_type": str,
      "instances": [{feature_column: value, ...}, ...], "predictions": [response object, ...]}
 
+``request_id`` is the request's inference id: the client's ``X-Inference-Id`` header, else its
+``X-Request-Id``, else one the endpoint generated; the answer returns it in both headers. Ground
+truth joins on it (row ``i`` of a request: ``<id>:<i>``; automl/monitor/groundtruth.py).
+
 Records are buffered in memory and written by a background thread, one whole file at a time:
 a file is written when it holds ``max_records`` records or ``max_file_mb`` megabytes (a record
 larger than that gets a file of its own), when ``rotate_s`` seconds have passed since its first

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig
 
 from automl.candidates.generate import Candidate, generate_candidates
 from automl.errors import ConfigError
+from automl.search.memory import DataShape, memory_limit_mb, plan_memory
 from automl.search.trial import weight_support
 from automl.stages.prepare import Prepared
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 class Plan:
     candidates: List[Candidate]
     skipped: Dict[str, str]  # candidate name -> why it was left out (summary.json)
+    memory: Optional[Dict[str, Any]] = None  # the memory plan (search/memory.py): summary.json's memory_plan
 
     @property
     def by_name(self) -> Dict[str, Candidate]:
@@ -32,7 +34,38 @@ def plan_candidates(cfg: DictConfig, prepared: Prepared) -> Plan:
                                               prepared.feature_types)
     if prepared.weights is not None:
         candidates = weighted_only(candidates, skipped, prepared.info.problem_type)
-    return Plan(candidates, skipped)
+    if prepared.folds is None:  # mode=candidates_only: no trial runs
+        return Plan(candidates, skipped)
+    candidates, memory = memory_fit(cfg, prepared, candidates, skipped)
+    return Plan(candidates, skipped, memory)
+
+
+def memory_fit(cfg: DictConfig, prepared: Prepared, candidates: List[Candidate],
+               skipped: Dict[str, str]) -> tuple:
+    """The candidates predicted to fit the memory one trial may use (search/memory.py); the others
+    go to ``skipped``, logged. Returns (kept, the plan's record)."""
+    override = cfg.scale.get("memory_per_trial_mb")
+    limit = None if cfg.ray.address and not override else memory_limit_mb(override, cfg.ray.num_cpus,
+                                                                          cfg.ray.cpus_per_trial)
+    shape = DataShape.of(prepared.X[prepared.features], prepared.feature_types, prepared.folds,
+                         len(prepared.info.classes))
+    plan = plan_memory(candidates, shape, limit)
+    kept = [c for c in candidates if c.name not in plan.skipped]
+    if not kept:
+        lightest = min(candidates, key=lambda c: plan.peak_mb[c.name])
+        if override:
+            raise ConfigError(f"no candidate fits in scale.memory_per_trial_mb={override:g} MB: the lightest, "
+                              f"{lightest.name}, is predicted at {plan.peak_mb[lightest.name]:.0f} MB per trial; "
+                              "raise scale.memory_per_trial_mb or lower validation.max_train_rows")
+        log.warning("every candidate is predicted over the %.0f MB a trial may use (%s): keeping the lightest, %s "
+                    "(%.0f MB)", plan.limit_mb, plan.source, lightest.name, plan.peak_mb[lightest.name])
+        plan.skipped.pop(lightest.name)
+        kept = [lightest]
+    for name, why in plan.skipped.items():
+        skipped[name] = why
+        log.info("candidate %s skipped: %s", name, why)
+    log.debug("memory plan: %s", plan.record())
+    return kept, plan.record()
 
 
 def weighted_only(candidates: List[Candidate], skipped: Dict[str, str], problem_type: str) -> List[Candidate]:

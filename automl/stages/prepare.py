@@ -18,6 +18,7 @@ from automl.data.splits import Structure, fold_count, group_codes, make_folds, s
 from automl.data.types import FEATURE_TYPES, apply_type_overrides, infer_column_types
 from automl.data.weights import Weighting, balanced_weights, check_weights, weighting_for
 from automl.errors import DataError
+from automl.explain.bias import check_facet, favourable_class
 from automl.problem import ProblemInfo, check_enough_rows, encode_target, resolve_problem
 from automl.search.sampling import cap_fold_rows
 
@@ -210,6 +211,17 @@ def check_column_choice(cfg: DictConfig, df: pd.DataFrame) -> None:
                          dict(d.get("types") or {}), list(d.drop), reserved)
 
 
+def check_bias_facet(cfg: DictConfig, df: pd.DataFrame, info: ProblemInfo) -> None:
+    """explain.facet names a column of the table with few values, and the favourable class is known
+    (docs/bias.md): checked before the search, so bias.json cannot fail for these reasons after it."""
+    e = cfg.get("explain") or {}
+    if not e.get("facet"):
+        return
+    facet = str(e.facet)
+    check_facet(facet, list(df.columns), cfg.data.target, list(cfg.data.drop), df[facet] if facet in df else None)
+    favourable_class(info.classes, info.problem_type, info.positive_class, e.get("facet_positive"))
+
+
 def prepare(cfg: DictConfig, frame: Optional[pd.DataFrame] = None) -> Prepared:
     """Read and check the training data (``frame`` instead of data.path when given)."""
     phase = time.time()
@@ -219,6 +231,7 @@ def prepare(cfg: DictConfig, frame: Optional[pd.DataFrame] = None) -> Prepared:
     log.info("read %d rows x %d columns in %.1f s", len(df), df.shape[1], time.time() - phase)
     info = resolve_problem(df[target], cfg.problem_type, cfg.metric, target)
     log.info("problem: %s (%s); metric: %s", info.problem_type, info.reason, info.metric)
+    check_bias_facet(cfg, df, info)
     n_read = len(df)
     df = drop_bad_targets(df, target, info.problem_type, "training")
     not_features = check_role_columns(cfg, df)

@@ -19,6 +19,7 @@ from automl.notebooks import write_notebooks
 from automl.problem import encode_target
 from automl.redact import redacted_yaml
 from automl.report import write_report
+from automl.rundir.bias import write_bias
 from automl.rundir.layout import CONFIG_FILE, TRAIN_DATA_FILE, candidate_file
 from automl.rundir.summary import write_summary
 from automl.rundir.modelfile import save_model
@@ -64,6 +65,7 @@ def inputs_summary(env: RunEnv, prepared: Prepared, plan: Plan) -> Dict[str, Any
         "column_types": prepared.column_types, "features": prepared.features, "classes": info.classes,
         "positive_class": info.positive_class, "imbalance_ratio": info.imbalance_ratio, "mode": env.cfg.mode,
         "candidates": [c.name for c in plan.candidates], "skipped_candidates": plan.skipped,
+        "memory_plan": plan.memory,  # predicted peak MB per trial and the limit (search/memory.py)
         "sample_weights": prepared.weighting.record(prepared.weights) if prepared.weighting else None,
     }
 
@@ -108,8 +110,11 @@ def save_final_model(env: RunEnv, prepared: Prepared, sel: Selection) -> Tuple[M
     if sel.is_ensemble:  # a large ensemble is pickled once, here (forests: hundreds of MB)
         lb.loc[lb["trial_id"] == sel.trial_id, "model_size_bytes"] = size
     write_leaderboard(env.out, lb, env.so)
-    log.info("refit %s on all %d rows in %.1f s (%d bytes; choosing, refitting and saving it took %.1f s)",
-             sel.candidate, len(prepared.df), sel.refit_s, size, time.time() - sel.started)
+    plan = (sel.final_model or {}).get("time_plan")  # the refit would not fit the clock (selection/timeplan.py)
+    built = f"built {sel.candidate} ({plan['decision']})" if plan else \
+        f"refit {sel.candidate} on all {len(prepared.df)} rows"
+    log.info("%s in %.1f s (%d bytes; choosing, refitting and saving it took %.1f s)",
+             built, sel.refit_s, size, time.time() - sel.started)
     return bundle, size
 
 
@@ -129,6 +134,7 @@ def outcome_summary(outcome: SearchOutcome, sel: Selection, size: int) -> Dict[s
         "n_trials": int(sum(counts.values())), "n_trials_completed": int(counts.get("completed", 0)),
         "n_trials_failed": int(counts.get("failed", 0)), "n_trials_timeout": int(counts.get("timeout", 0)),
         "n_trials_stopped": int(counts.get("stopped", 0)),
+        "search_clock": outcome.clock,  # the search ended early for the predicted refit (selection/timeplan.py)
         "validation": {"scheme": "holdout" if n_folds == 1 else f"{n_folds}-fold cross-validation",
                        "n_folds": n_folds, "rerank": reranked},
     }
@@ -169,6 +175,12 @@ def publish(env: RunEnv, prepared: Prepared, plan: Plan, outcome: SearchOutcome,
     from automl.monitor.attribution import write_attribution_baseline  # mean |SHAP| per feature; never fails
 
     write_attribution_baseline(env.out, env.so, bundle, prepared.X, deadline=env.deadline)  # the report shows it
+    from automl.monitor.quality import write_quality_constraints  # model_quality in baseline/constraints.json
+
+    margins = env.cfg.get("monitor") or {}  # from out-of-fold metrics; never fails the fit
+    write_quality_constraints(env.out, env.so, prepared.info.problem_type, sel.leaderboard, sel.trial_id,
+                              margins.get("quality_margin", 0.05), margins.get("quality_relative_margin", 0.2))
+    write_bias(env.out, env.so, env.cfg.get("explain"), env.cfg.seed)  # explain.facet: bias.json; never fails
     if env.cfg.get("report", True):
         write_report(env.out, env.so, summary, bundle, env.cfg.seed, env.deadline)  # a failure only logs a warning
     log.info("done in %.1f s; run folder: %s", summary["wall_time_s"], env.cfg.output_dir)

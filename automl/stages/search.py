@@ -10,7 +10,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,8 @@ class SearchOutcome:
     counts: Dict[str, int]  # trials per status
     # No trial finished: the row of the model the select stage fits instead (selection/fallback.py).
     fallback: Optional[Dict[str, Any]] = None
+    # The time plan during the search (selection/timeplan.py): predicted time after it, how early it ended.
+    clock: Optional[Dict[str, Any]] = None
 
     @property
     def best(self) -> pd.Series:
@@ -75,6 +77,8 @@ def leaderboard_frame(rows: List[Dict[str, Any]], candidates: Dict[str, Candidat
         # exact, typed params and tuned threshold: Run.trial_model refits any trial from them
         for k in ("params_json", "refit_params_json", "threshold"):
             rec[k] = row.get(k, "" if k != "threshold" else np.nan)
+        # a trial stopped after some folds: its score on the rows they validated (selection/fallback.py)
+        rec["partial_objective"], rec["partial_folds"] = row.get("partial_objective", np.nan), row.get("partial_folds", 0)
         if row.get("candidate"):
             rec.update(params_of(row.get("config") or {}, row["candidate"]))
         records.append(rec)
@@ -118,8 +122,14 @@ def fork_is_safe(warn: bool = False) -> bool:
 def search_reserve_s(budget_s: float) -> float:
     """Kept back from the search: the final refit (ensemble members in parallel), the report and
     writing. 10% of the budget plus the report's share (all of REPORT_RESERVE_S from 30 s on;
-    less for smaller budgets, where the report skips its slow parts) plus the search's teardown."""
-    return 0.1 * budget_s + REPORT_RESERVE_S * min(1.0, budget_s / 30.0) + SEARCH_TEARDOWN_S
+    less for smaller budgets, where the report skips its slow parts) plus the search's teardown.
+    The search ends earlier when its trials predict more (selection/timeplan.py)."""
+    return 0.1 * budget_s + report_reserve_s(budget_s)
+
+
+def report_reserve_s(budget_s: float) -> float:
+    """The fixed reserve's share for the report and the search's teardown (not for the refit)."""
+    return REPORT_RESERVE_S * min(1.0, budget_s / 30.0) + SEARCH_TEARDOWN_S
 
 
 def trial_context(env: RunEnv, prepared: Prepared, plan: Plan) -> TrialContext:
@@ -135,7 +145,8 @@ def trial_context(env: RunEnv, prepared: Prepared, plan: Plan) -> TrialContext:
                        storage_options=env.so,
                        multi_fidelity=len(prepared.folds) > 1 and n_rows >= cfg.validation.multi_fidelity_min_rows,
                        weights=prepared.weights, groups=prepared.structure.groups,
-                       time_ordered=prepared.structure.kind == "time")
+                       time_ordered=prepared.structure.kind == "time",
+                       keep_fold_models=len(prepared.folds) == 1)  # holdout: the refit's fallback (timeplan)
     if ctx.multi_fidelity:
         log.info("multi-fidelity: %d rows >= %d, ASHA stops poor trials after their first folds",
                  n_rows, cfg.validation.multi_fidelity_min_rows)
@@ -189,10 +200,11 @@ def ray_message_file() -> str:
 
 
 def run_trials(env: RunEnv, ctx: TrialContext, plan: Plan, info: ProblemInfo, local: bool,
-               search_budget: float) -> List[Dict[str, Any]]:
-    """Run the search loop with its live progress; one row per trial."""
+               search_budget: float) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+    """Run the search loop with its live progress; one row per trial, and the time plan's record."""
     from automl.search.live import make_progress
     from automl.search.loop import SearchLoop
+    from automl.selection.timeplan import post_search_planner
 
     cfg = env.cfg
     max_trials = env.state.trial_budget(cfg.budget.max_trials)  # a continuation runs max_trials more
@@ -200,7 +212,9 @@ def run_trials(env: RunEnv, ctx: TrialContext, plan: Plan, info: ProblemInfo, lo
     common = dict(greater_is_better=info.greater_is_better, max_trials=max_trials,
                   time_budget_s=search_budget, searcher=cfg.search.searcher,
                   n_startup_trials=cfg.search.n_startup_trials, warm_start=cfg.search.warm_start,
-                  callbacks=[progress], state=env.state)
+                  callbacks=[progress], state=env.state, run_deadline=env.deadline,
+                  post_search=post_search_planner(ctx, info.greater_is_better, bool(cfg.search.ensemble),
+                                                  report_reserve_s(float(cfg.budget.time_limit_s))))
     if local:
         from automl.search.local import ForkExecutor
 
@@ -210,21 +224,24 @@ def run_trials(env: RunEnv, ctx: TrialContext, plan: Plan, info: ProblemInfo, lo
         from automl.search.tuner import TuneExecutor
 
         executor = TuneExecutor(cfg.ray.cpus_per_trial)
+    loop = SearchLoop(ctx, plan.candidates, **common)
     try:
-        return SearchLoop(ctx, plan.candidates, **common).run(executor)
+        return loop.run(executor), loop.clock
     finally:
         progress.close()  # the terminal back, also when the search is interrupted
 
 
 def search_rows(env: RunEnv, ctx: TrialContext, plan: Plan, info: ProblemInfo, local: bool,
-                ray_started: bool) -> List[Dict[str, Any]]:
-    """The trials, in the search's share of the budget (what is left after the reserve)."""
+                ray_started: bool) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+    """The trials, in the search's share of the budget (what is left after the reserve, or after
+    the time the trials predict for the refit, ensemble and report when that is more), and the
+    time plan's record."""
     budget_total = float(env.cfg.budget.time_limit_s)
     search_budget = env.deadline - time.time() - search_reserve_s(budget_total)
     if search_budget < (0.5 if local else 1.0) and not env.state.previous_rows:
         log.warning("budget.time_limit_s=%.0f is used up before the search starts (data loading%s took %.0f s)",
                     budget_total, " and Ray start" if ray_started else "", time.time() - env.started)
-        return []
+        return [], {}
     return run_trials(env, ctx, plan, info, local, search_budget)
 
 
@@ -261,7 +278,7 @@ def search(env: RunEnv, prepared: Prepared, plan: Plan) -> SearchOutcome:
     messages = ray_message_file() if uses_ray else ""
     try:
         local = start_executor(env, messages, not uses_ray)
-        rows = search_rows(env, ctx, plan, info, local, uses_ray)
+        rows, clock = search_rows(env, ctx, plan, info, local, uses_ray)
     finally:
         if uses_ray:
             keep_ray_messages(env, messages)
@@ -269,11 +286,11 @@ def search(env: RunEnv, prepared: Prepared, plan: Plan) -> SearchOutcome:
     counts, fallback = lb["status"].value_counts().to_dict(), None
     write_leaderboard(env.out, lb, env.so)
     if not (lb["status"] == "completed").any():
-        fallback = fallback_row(plan.candidates, info.problem_type, no_trial_finished(lb))
+        fallback = fallback_row(plan.candidates, info.problem_type, no_trial_finished(lb), lb, info.greater_is_better)
         rows = rows + [fallback]
         lb = leaderboard_frame(rows, ctx.candidates, info)
         lb = pd.concat([lb.tail(1), lb.head(len(lb) - 1)], ignore_index=True)  # the chosen model first
-    outcome = SearchOutcome(ctx, rows, lb, counts, fallback)
+    outcome = SearchOutcome(ctx, rows, lb, counts, fallback, clock or None)
     if fallback is None:
         best = outcome.best
         log.info("best trial %s (%s): %s=%.5f, of %d trial(s): %s", best.trial_id, best.candidate, info.metric,

@@ -1,0 +1,152 @@
+"""The clock after the search: the final refit, the ensemble and the report, planned from the
+trials' measured fit times, so the whole run ends within the budget at any size.
+
+- **The refit's time** is predicted from the chosen trial's ``fit_s``, which covers its folds:
+  one fold's time (``fit_s / k``) on the fold's training rows (``(k-1)/k`` of the rows, a
+  holdout's ``1 - holdout_fraction``, or ``validation.max_train_rows`` when the folds were
+  sampled), scaled to all rows as ``n log n`` (tree learners sort their features; linear
+  models are close to linear, which ``n log n`` over-states a little, on the safe side).
+- **During the search** the loop keeps back what the best trial so far predicts for the time
+  after the search (refit, ensemble selection over the out-of-fold rows, report and writes);
+  when that is more than the fixed reserve (``stages/search.search_reserve_s``) the search ends
+  earlier (search/loop.py). With time ample nothing changes.
+- **In the select stage**, a refit predicted not to finish before the deadline falls back, in one
+  logged line recorded in summary.json (``best.final_model.time_plan``): to the best trial's
+  kept fold model (holdout splits keep it, rundir/foldmodels.py) or its bagged fold models when
+  refitting the folds fits, else to a refit on the largest sample predicted to fit.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from automl.candidates.pipeline import build_pipeline
+from automl.ensemble import BaggedModel
+from automl.problem import ProblemInfo
+from automl.rundir.foldmodels import load_fold_models
+from automl.search.trial import TrialContext, weighted_fit_kwargs
+from automl.selection import SelectSpec
+from automl.selection.bagging import bagging_estimate
+from automl.selection.build import Built, Trials, build_bagged
+from automl.selection.choose import MAX_MEMBERS_CONSIDERED, EnsembleChoice
+
+log = logging.getLogger(__name__)
+
+SCALING = "n log n"
+REFIT_MARGIN = 1.2  # on the predicted refit (fold times vary by up to 2x; refit_within corrects ensembles)
+# Measured on the 1M-row benchmark (benchmarks/large_data.py, 2 cores): ensemble selection over
+# 200,000 out-of-fold rows of 30 trials took 35 s; the report, model and summary 15 s.
+ENSEMBLE_S_PER_ROW_TRIAL = 35.0 / (200_000 * 30)
+PUBLISH_S_PER_ROW = 15.0 / 1_000_000  # beyond the fixed reserve's share for the report (its floor_s)
+MIN_SAMPLE_ROWS = 1000  # the smallest sample a fallback refit uses
+
+
+def scaled_seconds(seconds: float, rows_from: float, rows_to: float) -> float:
+    """``seconds`` measured on ``rows_from`` rows, scaled to ``rows_to`` as ``n log n``."""
+    a, b = max(2.0, float(rows_from)), max(2.0, float(rows_to))
+    return float(seconds) * (b * math.log(b)) / (a * math.log(a))
+
+
+def fold_rows(ctx: TrialContext) -> float:
+    """Rows a trial's fold trains on (after any sample of the folds)."""
+    return float(np.mean([len(tr) for tr, _ in ctx.folds]))
+
+
+def refit_seconds(ctx: TrialContext, fit_s: float, rows: Optional[int] = None) -> float:
+    """A refit's predicted time on ``rows`` rows (all of them by default) from a trial's fit_s."""
+    per_fold = float(fit_s) / max(1, len(ctx.folds))
+    return scaled_seconds(per_fold, fold_rows(ctx), len(ctx.y) if rows is None else rows)
+
+
+def rows_within(ctx: TrialContext, fit_s: float, seconds: float) -> int:
+    """The most rows whose predicted refit (with the margin) takes at most ``seconds``."""
+    lo, hi = 2, len(ctx.y)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if refit_seconds(ctx, fit_s, mid) * REFIT_MARGIN <= seconds:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def ensemble_seconds(ctx: TrialContext, n_completed: int) -> float:
+    """Ensemble selection over the out-of-fold rows of the best trials."""
+    oof_rows = len(np.unique(np.concatenate([va for _, va in ctx.folds])))
+    return ENSEMBLE_S_PER_ROW_TRIAL * oof_rows * min(n_completed, MAX_MEMBERS_CONSIDERED)
+
+
+def post_search_seconds(ctx: TrialContext, rows: List[Dict[str, Any]], greater_is_better: bool,
+                        ensemble: bool, floor_s: float) -> float:
+    """The time after the search the completed trials predict: ``floor_s`` (the fixed reserve's
+    share for the report and the search's teardown), the best one's refit, the ensemble selection
+    and the publishing's time per row (``floor_s`` alone before any trial completed)."""
+    done = [r for r in rows if r.get("status") == "completed" and r.get("fit_s") is not None]
+    if not done:
+        return floor_s
+    best = (max if greater_is_better else min)(done, key=lambda r: float(r["objective"]))
+    need = floor_s + refit_seconds(ctx, float(best["fit_s"])) * REFIT_MARGIN + PUBLISH_S_PER_ROW * len(ctx.y)
+    if ensemble and len(done) > 1:
+        need += ensemble_seconds(ctx, len(done))
+    return need
+
+
+def post_search_planner(ctx: TrialContext, greater_is_better: bool, ensemble: bool,
+                        floor_s: float) -> Callable[[List[Dict[str, Any]]], float]:
+    """``post_search_seconds`` for the search loop, which calls it as trials complete."""
+    return lambda rows: post_search_seconds(ctx, rows, greater_is_better, ensemble, floor_s)
+
+
+def sample_refit(ctx: TrialContext, spec: tuple, n: int):
+    """Refit a (candidate, params) pair on a sample of ``n`` rows (stratified by class when it can)."""
+    idx = np.arange(len(ctx.y))
+    if n < len(idx):
+        strat = ctx.y if ctx.problem_type != "regression" and np.bincount(ctx.y).min() >= 2 else None
+        try:
+            idx, _ = train_test_split(idx, train_size=n, random_state=ctx.seed, stratify=strat)
+        except ValueError:  # too few rows for some class in the sample
+            idx, _ = train_test_split(idx, train_size=n, random_state=ctx.seed)
+        idx = np.sort(idx)
+    name, params = spec
+    pipe = build_pipeline(ctx.candidates[name], params, ctx.column_types, ctx.problem_type, ctx.seed)
+    return pipe.fit(ctx.X.iloc[idx], ctx.y[idx], **weighted_fit_kwargs(pipe, ctx.weights_of(idx)))
+
+
+def within_clock(ctx: TrialContext, info: ProblemInfo, spec: SelectSpec, choice: EnsembleChoice, trials: Trials,
+                 first: str, deadline: float) -> Tuple[Optional[Built], Dict[str, Any]]:
+    """``(None, plan)`` when the refit of ``first`` (the configuration refit first) is predicted to
+    finish before ``deadline`` with the publishing after it; else ``(the fallback model, built
+    now, plan)``. ``plan`` is summary.json's ``best.final_model.time_plan``."""
+    n = len(ctx.y)
+    need = refit_seconds(ctx, trials.fit_s(first)) * REFIT_MARGIN
+    left = deadline - time.time() - PUBLISH_S_PER_ROW * n
+    plan: Dict[str, Any] = {"predicted_refit_s": round(need, 2), "time_left_s": round(max(0.0, left), 2),
+                            "rows": n, "fold_rows": int(fold_rows(ctx)), "scaling": SCALING,
+                            "decision": "refit on all rows"}
+    if need <= left:
+        return None, plan
+    best = trials.best_id
+    choice.selection = None  # an ensemble's members would not be refit in time either
+    kept = load_fold_models(trials.out, best, trials.so)
+    k = len(ctx.folds)
+    bag_need = bagging_estimate(trials.fit_s(best)) / max(1, min(os.cpu_count() or 1, k))
+    if kept:
+        built = Built(BaggedModel(kept, info.problem_type, len(info.classes)), trials.oof(best), kind="bagged")
+        plan["decision"] = f"the best trial's {len(kept)} kept fold model(s), bagged"
+    elif k >= 2 and bag_need <= left:
+        built = build_bagged(ctx, info, spec, choice, trials, deadline)
+        plan["decision"] = f"its {k} fold models, bagged (predicted {bag_need:.1f} s)"
+    else:
+        rows = max(min(MIN_SAMPLE_ROWS, n), rows_within(ctx, trials.fit_s(best), max(0.0, left)))
+        built = Built(sample_refit(ctx, trials.spec(best), rows), trials.oof(best))
+        plan.update(decision=f"a refit on a sample of {rows} of the {n} rows", sample_rows=rows)
+    built.reason = (f"the refit on all {n} rows was predicted at {need:.1f} s ({SCALING} from the folds' "
+                    f"{trials.fit_s(first):.1f} s), more than the {max(0.0, left):.1f} s left: {plan['decision']}")
+    log.warning("final model: %s", built.reason)
+    return built, plan

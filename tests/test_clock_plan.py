@@ -1,0 +1,118 @@
+"""The clock after the search (automl/selection/timeplan.py): the refit's time predicted from the
+trials' fold times, the search ending early to leave it, and the fallback when it would not fit.
+
+End to end through the real CLI with a model that is slow by construction (its fit sleeps per
+training row: tests/clock_memory_algorithms.py): trials fit on a small sample of rows
+(``validation.max_train_rows``), so the folds are quick and the refit on all rows is predicted far
+past the budget; the run falls back to the best trial's kept fold model, says so in one log line
+and in summary.json, and completes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from automl.search.trial import TrialContext
+from automl.selection.timeplan import REFIT_MARGIN, refit_seconds, rows_within, scaled_seconds
+from conftest import automl_cli, make_binary_frame
+
+TESTS_DIR = str(Path(__file__).resolve().parent)
+SPACE = "# test-only: the sleeper's one parameter, fixed\nparams: {}\nfixed: {model.seconds_per_row: 0.02}\nportfolio:\n  - {}\n"
+
+
+def _ctx(rows: int, folds: list) -> TrialContext:
+    return TrialContext(X=None, y=np.zeros(rows), folds=folds, column_types={}, candidates={},
+                        problem_type="binary", metric="auc")
+
+
+def test_refit_time_scales_the_fold_time_as_n_log_n():
+    assert scaled_seconds(1.0, 1000, 2000) == pytest.approx(2 * math.log(2000) / math.log(1000))
+    five_fold = _ctx(1000, [(np.arange(800), np.arange(200))] * 5)
+    # fit_s covers 5 folds of 800 rows: one fold 2 s, scaled from 800 to 1000 rows
+    assert refit_seconds(five_fold, 10.0) == pytest.approx(2.0 * 1000 * math.log(1000) / (800 * math.log(800)))
+    sampled = _ctx(100_000, [(np.arange(1000), np.arange(1000, 21_000))])  # holdout, trials on a 1,000-row sample
+    assert refit_seconds(sampled, 1.0) > 100  # 100x the rows, more than 100x the time
+
+
+def test_rows_within_is_the_largest_sample_predicted_to_fit():
+    ctx = _ctx(100_000, [(np.arange(1000), np.arange(1000, 21_000))])
+    n = rows_within(ctx, 1.0, 30.0)
+    assert refit_seconds(ctx, 1.0, n) * REFIT_MARGIN <= 30.0 < refit_seconds(ctx, 1.0, n + 1) * REFIT_MARGIN
+    assert rows_within(ctx, 1e-6, 30.0) == 100_000
+
+
+def _env():
+    return {"PYTHONPATH": os.pathsep.join([TESTS_DIR, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+
+
+@pytest.mark.slow
+def test_refit_predicted_past_the_deadline_falls_back_to_the_kept_fold_model(tmp_path):
+    make_binary_frame(3000, seed=5).to_csv(tmp_path / "train.csv", index=False)
+    (tmp_path / "space.yaml").write_text(SPACE)
+    res = automl_cli("fit", f"data.path={tmp_path}/train.csv", "data.target=y", f"output_dir={tmp_path}/run",
+                     "candidates.include=[dpp1-linear]", "candidates.dpp1-linear.algorithm=clock_memory_algorithms:slow_per_row",
+                     f"candidates.dpp1-linear.search_space={tmp_path}/space.yaml",
+                     # a holdout split whose trials fit 60 of the 2,400 training rows: 1.2 s a fold, and a
+                     # refit on all 3,000 rows predicted at about 140 s (it would sleep 60 s), past the budget;
+                     # once a trial completes the search ends (its predicted refit leaves it no time)
+                     "validation.cv_max_rows=500", "validation.max_train_rows=60",
+                     "budget.time_limit_s=40", "budget.max_trials=6", "search.executor=local", "report=false",
+                     "notebooks=false", env=_env(), cwd=str(tmp_path))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "final model: the refit on all 3000 rows was predicted at" in res.stderr, res.stderr[-3000:]
+    assert "the best trial's 1 kept fold model(s), bagged" in res.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    final = summary["best"]["final_model"]
+    assert final["kind"] == "bagged" and final["requested"] == "refit"
+    plan = final["time_plan"]
+    assert plan["predicted_refit_s"] > plan["time_left_s"] and plan["scaling"] == "n log n"
+    assert plan["rows"] == 3000 and plan["fold_rows"] == 60 and "kept fold model" in plan["decision"]
+    # the search left the predicted time after it: it ended early, logged once
+    assert summary["search_clock"]["ended_early_s"] > 0 and "search ends" in res.stderr
+    # only the best trial's fold model stays in the run folder
+    kept = list((tmp_path / "run" / "trials").glob("*/fold_models.*"))
+    assert [p.parent.name for p in kept] == [summary["best"]["trial_id"]]
+    import automl
+
+    pred = automl.load(str(tmp_path / "run"), allow_pickle=True).predict(make_binary_frame(20, seed=9))
+    assert len(pred) == 20
+
+
+def test_time_ample_keeps_the_refit_on_all_rows(tiny_run):
+    summary = tiny_run.summary
+    assert summary["best"]["final_model"]["kind"] == "refit"
+    assert "time_plan" not in summary["best"]["final_model"]  # recorded only when it changed the model
+    assert summary["search_clock"]["ended_early_s"] == 0
+    assert summary["memory_plan"]["skipped"] == {}
+
+
+def test_without_kept_fold_models_a_refit_past_the_deadline_uses_the_largest_sample_that_fits(tmp_path):
+    """k-fold trials keep no fold model; when neither the refit nor bagging the k folds fits, the
+    chosen configuration is refit on a sample (the largest predicted to fit, at least 1,000 rows)."""
+    import time
+
+    from automl.problem import ProblemInfo
+    from automl.search.trial import evaluate
+    from automl.selection.final import select_final
+    from automl.stages.search import leaderboard_frame
+    from test_rerank import KNN, _regression_ctx
+
+    ctx = _regression_ctx(n=3000)
+    ctx.output_dir = str(tmp_path)
+    rows = []
+    for i, k in enumerate([5, 15]):
+        config = {"candidate": KNN.name, f"{KNN.name}:model.n_neighbors": k, f"{KNN.name}:model.weights": "uniform"}
+        rows.append({**evaluate(config, ctx, trial_id=f"t{i}"), "trial_id": f"t{i}", "config": config})
+        rows[-1]["fit_s"] = 1000.0  # as if each trial's 5 folds had taken 1,000 s: the refit cannot fit
+    info = ProblemInfo("regression", "rmse", False, "test")
+    sel = select_final(ctx, leaderboard_frame(rows, ctx.candidates, info), rows, info, time.time() + 60,
+                       str(tmp_path), {}, ensemble=False)
+    plan = sel.final_model["time_plan"]
+    assert sel.final_model["kind"] == "refit" and plan["sample_rows"] == 1000 and "sample of 1000" in plan["decision"]
+    assert plan["predicted_refit_s"] > plan["time_left_s"]
+    assert sel.model.steps[-1][1].n_samples_fit_ == 1000  # the model really saw 1,000 rows
