@@ -6,6 +6,7 @@ stopped by signalling exactly those groups: `ray stop` would stop every Ray on t
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -80,29 +81,37 @@ def _wait_for_nodes(address: str, env: dict, n: int, timeout: float = 90) -> dic
     raise AssertionError(f"cluster did not come up with {n} nodes: {last}")
 
 
-@pytest.fixture
-def cluster(tmp_path, s3_server):
-    """A head node with no CPUs for trials and one worker node with 1 CPU and a custom resource."""
-    env = {**os.environ, **s3_server["env"], "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+@contextlib.contextmanager
+def loopback_cluster(tmp_path: Path, extra_env: dict, head_cpus: int, worker_cpus: int, tag: str = "ray"):
+    """A head node and one worker node (with the WORKER_RESOURCE custom resource) on loopback, each
+    under `ray start --block` in its own process group and short temp dir (unix socket paths);
+    yields (address, env, the worker's node info); stops exactly those groups afterwards."""
+    env = {**os.environ, **extra_env, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     port = free_port()
     address = f"127.0.0.1:{port}"
-    head_tmp, worker_tmp = Path(f"/tmp/ray-h-{port}"), Path(f"/tmp/ray-w-{port}")  # short: unix socket paths
-    head = _start_node(["--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=0",
+    head_tmp, worker_tmp = Path(f"/tmp/{tag}-h-{port}"), Path(f"/tmp/{tag}-w-{port}")
+    head = _start_node(["--head", f"--port={port}", "--node-ip-address=127.0.0.1", f"--num-cpus={head_cpus}",
                         "--include-dashboard=false", f"--ray-client-server-port={free_port()}"],
                        head_tmp, env, tmp_path / "head.log")
     worker = None
     try:
         time.sleep(2)
-        worker = _start_node([f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+        worker = _start_node([f"--address={address}", "--node-ip-address=127.0.0.1", f"--num-cpus={worker_cpus}",
                               f'--resources={{"{WORKER_RESOURCE}": 1}}'], worker_tmp, env, tmp_path / "worker.log")
-        info = _wait_for_nodes(address, env, 2)
-        yield {"address": address, "env": env, "worker_node_id": info["worker"][0], "logs": tmp_path}
+        yield address, env, _wait_for_nodes(address, env, 2)
     finally:
         if worker is not None:
             _stop(worker)
         _stop(head)
         for d in (head_tmp, worker_tmp):
             subprocess.run(["rm", "-rf", str(d)], check=False)
+
+
+@pytest.fixture
+def cluster(tmp_path, s3_server):
+    """A head node with no CPUs for trials and one worker node with 1 CPU and a custom resource."""
+    with loopback_cluster(tmp_path, s3_server["env"], head_cpus=0, worker_cpus=1) as (address, env, info):
+        yield {"address": address, "env": env, "worker_node_id": info["worker"][0], "logs": tmp_path}
 
 
 def test_trials_run_on_the_worker_node_and_write_to_s3(cluster, s3_bucket, tmp_path):

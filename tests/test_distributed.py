@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import VENV_BIN, automl_cli, free_port
+from conftest import VENV_BIN, automl_cli
 
 N_ROWS = 3000
 RARE = 30  # rows of the rare class
@@ -195,28 +195,10 @@ def wide_frame(n: int, seed: int = 0) -> pd.DataFrame:
 @pytest.fixture
 def dist_cluster(tmp_path, s3_server):
     """A head node (1 CPU) and a worker node (2 CPUs) on loopback, as tests/test_cluster.py starts them."""
-    from test_cluster import _start_node, _stop, _wait_for_nodes  # the same helpers as the existing cluster test
+    from test_cluster import loopback_cluster  # the same nodes as the existing cluster test
 
-    env = {**os.environ, **s3_server["env"], "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    head_tmp, worker_tmp = Path(f"/tmp/ray-dh-{port}"), Path(f"/tmp/ray-dw-{port}")
-    head = _start_node(["--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-                        "--include-dashboard=false", f"--ray-client-server-port={free_port()}"],
-                       head_tmp, env, tmp_path / "head.log")
-    worker = None
-    try:
-        time.sleep(2)
-        worker = _start_node([f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-                              '--resources={"automl_test_worker": 1}'], worker_tmp, env, tmp_path / "worker.log")
-        _wait_for_nodes(address, env, 2)
+    with loopback_cluster(tmp_path, s3_server["env"], head_cpus=1, worker_cpus=2, tag="ray-d") as (address, env, _):
         yield {"address": address, "env": env}
-    finally:
-        if worker is not None:
-            _stop(worker)
-        _stop(head)
-        for d in (head_tmp, worker_tmp):
-            subprocess.run(["rm", "-rf", str(d)], check=False)
 
 
 def _node_ids(address: str, env: dict) -> set:
