@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_latency import csv_rows, fit_digits, free_port, pct, wait_ready  # noqa: E402
+from serve_latency import csv_rows, fit_digits, free_port, pct, stop, wait_ready  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,11 +117,7 @@ def measure(run_dir: str, rows: List[bytes], requests: int, query: str = "", no_
         asyncio.run(single_rows(port, rows, min(100, requests), query))  # warm-up
         return pct(asyncio.run(single_rows(port, rows, requests, query)), 50)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         log.close()
 
 

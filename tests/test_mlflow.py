@@ -10,7 +10,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -20,6 +19,7 @@ import automl
 from automl.cli import main
 from automl.config import compose_config
 from conftest import VENV_BIN, free_port, make_binary_frame
+from test_serving import wait_ping
 
 EXPERIMENT = "automl-tests"
 
@@ -152,14 +152,7 @@ def test_mlflow_models_serve_answers_like_automl_predict(tracked):
                             text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):  # start-up: imports and the model's load, up to a minute on a loaded machine
-            if proc.poll() is not None:
-                raise AssertionError(f"mlflow models serve exited: {proc.stderr.read()[-3000:]}")
-            try:
-                if requests.get(f"{url}/ping", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+        wait_ping(url, proc, name="mlflow models serve")  # imports and the model's load: a minute under load
         features = tracked["run"].summary["features"]
         body = {"dataframe_split": json.loads(tracked["test"][features].to_json(orient="split", index=False))}
         res = requests.post(f"{url}/invocations", json=body, timeout=30)

@@ -19,11 +19,12 @@ KEY = "s3cret-key"
 CAPTURE_NAME = re.compile(r"^capture-\d{8}T\d{6}-\d+-\d+\.jsonl$")
 
 
-def wait_ping(url: str, proc: subprocess.Popen | None = None, timeout: float = 120) -> None:
+def wait_ping(url: str, proc: subprocess.Popen | None = None, timeout: float = 120, name: str = "automl serve") -> None:
+    """Until ``url``/ping answers 200; an AssertionError when ``proc`` exits first or time runs out."""
     end = time.time() + timeout
     while time.time() < end:
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"automl serve exited: {proc.stderr.read()}")
+            raise AssertionError(f"{name} exited: {proc.stderr.read()}")
         try:
             if requests.get(f"{url}/ping", timeout=2).status_code == 200:
                 return

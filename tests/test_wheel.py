@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import time
 import venv
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 import requests
 
 from conftest import free_port, make_binary_frame
+from test_serving import wait_ping
 
 pytestmark = pytest.mark.slow
 
@@ -74,14 +74,7 @@ def _serve_and_predict(automl: Path, run_dir: Path, cwd: Path, rows: str) -> dic
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            if proc.poll() is not None:
-                raise AssertionError(f"automl serve exited: {proc.stderr.read()[-3000:]}")
-            try:
-                if requests.get(f"{url}/ping", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
+        wait_ping(url, proc)
         res = requests.post(f"{url}/invocations", data=rows, headers={"Content-Type": "text/csv"}, timeout=30)
         assert res.status_code == 200, res.text
         return res.json()
