@@ -14,10 +14,13 @@ on (``data.test_path``). Then, in a subprocess each:
   table when it is smaller) as one Parquet file: the single-machine reference on a sample.
 
 Each run's whole process tree (the driver, Ray's raylet and GCS and every worker) is sampled
-twice a second: the driver's peak RSS, the largest peak of any one process and the peak of the
-tree's summed RSS (an overestimate: shared object-store pages count once per process). The
-table printed at the end has, per row count and mode: wall, wall/budget, those three peaks,
-and the test score (summary.json's ``test_score``, f1 of the positive class).
+twice a second: the driver's peak RSS, the largest peak of any one process, the peak of the
+tree's summed RSS (an overestimate: shared object-store pages count once per process) and, every
+2 s, the tree's PSS (shared pages split, the real footprint). The table printed at the end has,
+per row count and mode: wall, wall/budget, those peaks and the test score (summary.json's
+``test_score``, f1 of the positive class); then every process's peak RSS by name. The single
+fit of a table larger than ``--single-rows`` is the same fit as the smaller table's (the same
+seed writes the same first rows), so it runs once.
 """
 from __future__ import annotations
 
@@ -71,8 +74,27 @@ def head_rows(src: Path, dest: Path, rows: int) -> Path:
     return dest
 
 
-def watch(cmd: List[str], env: Dict[str, str], log_path: Path) -> Tuple[int, float, Dict[str, float]]:
-    """Run ``cmd``; (exit code, wall s, peaks in GiB: driver, largest process, summed tree)."""
+def process_name(p: "psutil.Process") -> str:
+    """A short name for a process of the tree: Ray's title (``ray::Task``) when it set one, else the
+    script it runs (``default_worker.py``, ``raylet``...)."""
+    try:
+        cmd, comm = p.cmdline(), p.name()
+    except Exception:  # the process ended between listing and reading
+        return "?"
+    title = next((part for part in " ".join(cmd).split() if part.startswith("ray::")), None)
+    if title or comm.startswith("ray::"):
+        return title or comm
+    script = next((Path(part).name for part in cmd[1:] if part.endswith(".py")), None)
+    return (script or Path(cmd[0] if cmd else comm).name)[:40]
+
+
+def watch(cmd: List[str], env: Dict[str, str], log_path: Path) -> Tuple[int, float, Dict[str, Any]]:
+    """Run ``cmd``; (exit code, wall s, peaks in GiB: driver, largest process, summed tree RSS, tree PSS,
+    and every process's peak RSS with its name).
+
+    RSS is sampled twice a second; PSS (shared pages split between the processes that map them, so the
+    tree's PSS is its real footprint) every 2 s, because reading it walks each process's page map.
+    """
     import psutil
 
     started = time.time()
@@ -80,24 +102,37 @@ def watch(cmd: List[str], env: Dict[str, str], log_path: Path) -> Tuple[int, flo
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
         root = psutil.Process(proc.pid)
         per_pid: Dict[int, int] = {}
-        tree_peak = 0
+        names: Dict[int, str] = {proc.pid: "ray::driver (automl fit)"}
+        tree_peak = pss_peak = 0
+        tick = 0
         while proc.poll() is None:
             try:
                 procs = [root] + root.children(recursive=True)
-                rss = {}
-                for p in procs:
-                    try:
-                        rss[p.pid] = p.memory_info().rss
-                    except psutil.Error:
-                        pass
-                tree_peak = max(tree_peak, sum(rss.values()))
-                for pid, value in rss.items():
-                    per_pid[pid] = max(per_pid.get(pid, 0), value)
             except psutil.Error:
-                pass
+                break
+            rss, pss = {}, 0
+            for p in procs:
+                try:
+                    rss[p.pid] = p.memory_info().rss
+                    if tick % 4 == 0:
+                        pss += p.memory_full_info().pss
+                except psutil.Error:
+                    continue
+                known = names.get(p.pid, "")
+                if not known.startswith("ray::") or known == "ray::IDLE":  # keep the first task title seen
+                    name = process_name(p)
+                    names[p.pid] = name if not (known and name == "ray::IDLE") else known
+            tree_peak = max(tree_peak, sum(rss.values()))
+            pss_peak = max(pss_peak, pss)
+            for pid, value in rss.items():
+                per_pid[pid] = max(per_pid.get(pid, 0), value)
+            tick += 1
             time.sleep(0.5)
+    every = sorted(((names.get(pid, "?"), round(v / GIB, 3)) for pid, v in per_pid.items()),
+                   key=lambda item: -item[1])
     peaks = {"driver": per_pid.get(proc.pid, 0) / GIB, "largest": max(per_pid.values(), default=0) / GIB,
-             "tree": tree_peak / GIB}
+             "tree": tree_peak / GIB, "tree_pss": pss_peak / GIB,
+             "processes": [{"name": n, "peak_rss_gib": v} for n, v in every if v >= 0.05]}
     return proc.returncode, time.time() - started, peaks
 
 
@@ -116,13 +151,13 @@ def fit(mode: str, data: Path, test: Path, out: Path, args: argparse.Namespace) 
 
 def table(records: List[Dict[str, Any]]) -> str:
     head = (f"{'rows':>11} {'mode':>12} {'fit rows':>11} {'wall s':>8} {'wall/budget':>11} {'driver GiB':>10} "
-            f"{'max proc GiB':>12} {'tree GiB':>9} {'test f1':>8}")
+            f"{'max proc GiB':>12} {'tree GiB':>9} {'tree PSS':>9} {'test f1':>8}")
     lines = [head, "-" * len(head)]
     for r in records:
         score = "failed" if r["rc"] else f"{r['test_score']:.4f}" if r["test_score"] is not None else "-"
         lines.append(f"{r['rows']:>11,} {r['mode']:>12} {r['fit_rows']:>11,} {r['wall_s']:>8.0f} "
                      f"{r['wall_s'] / r['budget_s']:>11.2f} {r['driver']:>10.2f} {r['largest']:>12.2f} "
-                     f"{r['tree']:>9.2f} {score:>8}")
+                     f"{r['tree']:>9.2f} {r.get('tree_pss', 0):>9.2f} {score:>8}")
     return "\n".join(lines)
 
 
@@ -138,17 +173,27 @@ def main(argv: List[str] | None = None) -> int:
     args = ap.parse_args(argv)
     work = Path(args.workdir).resolve()
     test = next(generate(work / "test", args.test_rows, seed=99, shard_rows=args.test_rows).glob("*.parquet"))
-    records = []
+    records: List[Dict[str, Any]] = []
+    single: Dict[int, Dict[str, Any]] = {}  # fit rows -> record: every table's first rows are the same rows
     for rows in [int(r) for r in args.rows.split(",")]:
         data = generate(work / f"table-{rows}", rows, seed=0)
         for mode in args.modes.split(","):
             fit_rows = rows if mode == "distributed" else min(rows, args.single_rows)
+            if mode == "single" and fit_rows in single:  # the same seed writes the same first rows: one fit
+                records.append({**single[fit_rows], "rows": rows, "same_fit_as": single[fit_rows]["rows"]})
+                continue
             src = data if mode == "distributed" else head_rows(data, work / f"table-{rows}-head-{fit_rows}.parquet",
                                                                 fit_rows)
             rec = {"rows": rows, "fit_rows": fit_rows, **fit(mode, src, test, work / f"run-{rows}-{mode}", args)}
+            if mode == "single":
+                single[fit_rows] = rec
             records.append(rec)
             print(json.dumps(rec), flush=True)
     print(table(records))
+    for r in records:
+        if "same_fit_as" not in r:
+            top = ", ".join(f"{p['name']} {p['peak_rss_gib']:.2f}" for p in r.get("processes", [])[:12])
+            print(f"{r['rows']:,} {r['mode']}: peak RSS per process (GiB): {top}")
     return 0 if all(r["rc"] == 0 for r in records) else 1
 
 

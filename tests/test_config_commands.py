@@ -25,7 +25,8 @@ OLD_KEYS = {
               "capture.max_file_mb": 16.0, "capture.max_total_mb": 1024.0, "allow_pickle": False},
     "monitor": {"run_dir": None, "data": None, "output": None, "overwrite": False, "constraints": None,
                 "alert.webhook": None, "watch": False, "interval_s": 60.0, "verbose": False,
-                "ground_truth": None},  # added with model-quality monitoring (issue 19)
+                "ground_truth": None,  # added with model-quality monitoring (issue 19)
+                "predict.backend": "local", "ray.address": None},  # added with streamed monitoring (issue 20)
 }
 REQUIRED = {"predict": ["run_dir=r", "input=in.csv", "output=out.csv"], "serve": ["run_dir=r"],
             "monitor": ["run_dir=r", "data=batch.csv"]}

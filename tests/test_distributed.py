@@ -1,7 +1,9 @@
 """scale.mode=distributed (automl/distributed/, docs/distributed.md).
 
 Fast tests on a local Ray in this process: profiling by streaming aggregations, the split by row
-hash and the stratified sample. The slow test: a real two-node cluster on loopback (head and
+hash and the stratified sample, the monitor's statistics streamed over shards in Ray tasks. Slow:
+a LightGBM candidate as a 2-worker Ray Train job on a local Ray (regression, target_transform=log;
+the notebooks' sample note; the model predicts without Ray), and a real two-node cluster on loopback (head and
 worker under `ray start`), a Parquet table in shards on a moto S3 server, fitted with the real
 CLI: XGBoost trials are multi-worker Ray Train jobs across both nodes, the run folder is
 complete, the model predicts in a fresh process without Ray as `predict.backend=ray` does, and
@@ -126,6 +128,31 @@ def test_split_is_a_function_of_each_row_and_the_stratified_sample_keeps_rare_cl
     assert set(sample["row"]) <= train
 
 
+def test_monitor_statistics_streamed_over_shards_in_ray_tasks_equal_the_pandas_path(table):
+    from automl.monitor.baseline import dataset_statistics
+    from automl.monitor.sources import list_data_files
+    from automl.monitor.streamed import streamed_statistics
+
+    df = table["df"].copy()
+    types = {"x0": "numeric", "x1": "numeric", "color": "categorical", "y": "categorical"}
+    reference = dataset_statistics(df.sample(500, random_state=0), types)  # a baseline: its bins are the batch's
+    files = list_data_files(table["six"])
+    assert len(files) == 6
+    streamed = streamed_statistics(files, types, reference)
+    exact = dataset_statistics(df, types, reference=reference)  # the pandas path: every row in one frame
+    assert streamed["dataset"]["n_rows"] == len(df) == exact["dataset"]["n_rows"]
+    for col in types:
+        got, want = streamed["features"][col], exact["features"][col]
+        for key in ("count", "present", "missing", "invalid", "negative"):
+            assert got.get(key) == want.get(key), (col, key)
+        if types[col] == "numeric":
+            g, w = got["numeric"], want["numeric"]
+            assert g["histogram"] == w["histogram"] and g["min"] == w["min"] and g["max"] == w["max"]
+            assert g["mean"] == pytest.approx(w["mean"], rel=1e-12) and g["std"] == pytest.approx(w["std"], rel=1e-12)
+        else:
+            assert got["categorical"] == want["categorical"], col
+
+
 def test_auto_mode_is_distributed_above_its_size_threshold(shards):
     from automl.distributed.mode import data_bytes, is_distributed
 
@@ -144,6 +171,69 @@ def test_bad_scale_keys_are_one_line_errors(capsys):
         assert main(["fit", *args]) == 2
         err = capsys.readouterr().err.strip()
         assert expected in err and len(err.splitlines()) == 1, err
+
+
+# A search space of one LightGBM point, its target trained in the log space (preprocess.target_transform).
+LOG_SPACE = """params: {}
+fixed:
+  model.n_estimators: 200
+  model.learning_rate: 0.2
+  model.num_leaves: 15
+  model.min_child_samples: 5
+  preprocess.target_transform: log
+"""
+# Unpickles the saved trial model where Ray cannot be imported; prints its type chain and predictions.
+LOAD_ALONE = ("import sys, json\nsys.modules['ray'] = None\nimport pandas as pd\n"
+              "from automl.rundir.modelfile import load_model_bytes\n"
+              "bundle = load_model_bytes(open(sys.argv[1], 'rb').read(), 'trial')\n"
+              "model = bundle.pipeline.steps[-1][1]\n"
+              "pred = bundle.pipeline.predict(pd.read_parquet(sys.argv[2])[bundle.feature_columns])\n"
+              "print(json.dumps({'model': type(model).__name__, 'transform': model.transform,\n"
+              "                  'inner': type(model.regressor_).__module__ + '.' + type(model.regressor_).__name__,\n"
+              "                  'pred': [float(v) for v in pred]}))\n")
+
+
+@pytest.mark.slow
+def test_lightgbm_trains_as_a_two_worker_ray_train_job_with_the_target_transform_and_predicts_without_ray(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 2000
+    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.uniform(0, 3, size=n), "c": rng.choice(["u", "v"], size=n)})
+    df["y"] = np.exp(1.0 + df["a"] + 0.5 * df["b"] + (df["c"] == "u")) * rng.lognormal(0, 0.1, size=n)
+    data = _write_shards(df, tmp_path / "shards", 4)
+    (tmp_path / "log_space.yaml").write_text(LOG_SPACE)
+    out = tmp_path / "run"
+    res = automl_cli("fit", f"data.path={data}", "data.target=y", f"output_dir={out}", "scale.mode=distributed",
+                     "ray.num_cpus=2", "scale.num_workers=2", "scale.cpus_per_worker=0.5", "scale.sample_rows=500",
+                     "scale.max_rounds=40", "candidates.dpp7-lightgbm.enabled=true",
+                     f"candidates.dpp7-lightgbm.search_space={tmp_path / 'log_space.yaml'}",
+                     "candidates.include=[dpp7-lightgbm]", "budget.max_trials=1", "budget.time_limit_s=300",
+                     timeout=400)
+    assert res.returncode == 0, res.stderr[-4000:]
+    summary = json.loads((out / "summary.json").read_text())
+    lb = pd.read_csv(out / "leaderboard.csv", dtype={"trial_id": str})
+    row = lb.iloc[0]
+    assert row["status"] == "completed" and row["algorithm"] == "lightgbm", lb.to_dict("records")
+    assert row["trained_as"] == "ray_train" and row["workers"] == 2
+    assert len(row["node_id"].split(",")) == 2  # both workers said where they ran
+    assert 0 <= summary["scale"]["rows"]["train"] - row["train_rows"] < 2
+    for name in ("data_exploration.ipynb", "candidate_definitions.ipynb"):  # each says what it computes on a sample
+        cells = json.loads((out / name).read_text())["cells"]
+        note = "".join(cells[1]["source"])
+        assert cells[1]["cell_type"] == "markdown" and "Distributed run" in note, (name, note)
+        assert f"sample of {summary['scale']['sample_rows']:,} of the {summary['scale']['rows']['train']:,}" in note
+        assert "numeric count/missing/mean/std/min/max" in note and "quantiles" in note
+    batch = tmp_path / "batch.parquet"
+    df.head(300).to_parquet(batch, index=False)
+    saved = out / "models" / f"{row['trial_id']}.skops"
+    alone = subprocess.run([str(VENV_BIN / "python"), "-c", LOAD_ALONE, str(saved), str(batch)],
+                           capture_output=True, text=True, timeout=120)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    got = json.loads(alone.stdout.strip().splitlines()[-1])
+    assert got == {**got, "model": "TargetTransformRegressor", "transform": "log",
+                   "inner": "lightgbm.sklearn.LGBMRegressor"}
+    pred = np.array(got["pred"])  # in the target's own units: the log is inverted
+    y = df["y"].head(300).to_numpy()
+    assert 1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum() > 0.8
 
 
 # ----------------------------------------------------------------------------- a real 2-node cluster

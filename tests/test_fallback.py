@@ -110,3 +110,32 @@ def test_the_fallback_is_the_best_partially_validated_trial_else_the_cheapest_de
     assert lower["candidate"] == LINEAR.name and "trial t1's" in lower["fallback_text"]
     none = fallback_row([LINEAR, XGB], "binary", "r", lb.assign(partial_objective=[np.nan, -1e12, np.nan]))
     assert none["candidate"] == LINEAR.name and "fallback_text" not in none  # the cheapest default
+
+
+def _stopped_knn_lb(fit_s: float) -> pd.DataFrame:
+    """One k-NN trial stopped after 1 of its 5 folds, which took ``fit_s`` seconds."""
+    from test_rerank import KNN
+
+    params = json.dumps({"model.n_neighbors": 5, "model.weights": "uniform"})
+    return pd.DataFrame({"trial_id": ["t1"], "candidate": [KNN.name], "status": ["stopped"], "fit_s": [fit_s],
+                         "partial_objective": [1.1], "partial_folds": [1], "params_json": [params],
+                         "refit_params_json": [params]})
+
+
+def test_the_fallback_refit_past_the_deadline_uses_the_largest_sample_that_fits():
+    """The partial trial's measured fold time predicts the fallback's refit (selection/timeplan.py):
+    when all rows would overrun the deadline, it is refit on a sample, recorded as a time plan."""
+    from automl.selection.fallback import fit_fallback
+    from test_rerank import KNN, _regression_ctx
+
+    ctx = _regression_ctx(n=3000)
+    lb = _stopped_knn_lb(fit_s=1000.0)  # one fold took 1,000 s: all 3,000 rows cannot fit in 60 s
+    row = fallback_row([KNN], "regression", "no trial finished", lb, greater_is_better=False)
+    sel = fit_fallback(ctx, lb, row, "refit", deadline=time.time() + 60)
+    plan = sel.final_model["time_plan"]
+    assert sel.fallback and plan["predicted_refit_s"] > plan["time_left_s"] and plan["sample_rows"] == 1000
+    assert "sample of 1000 of the 3000 rows" in plan["decision"] and "sample of 1000" in sel.final_model["reason"]
+    assert sel.model.steps[-1][1].n_samples_fit_ == 1000  # the model really saw 1,000 rows
+    ample = fit_fallback(ctx, _stopped_knn_lb(0.01), fallback_row([KNN], "regression", "r", _stopped_knn_lb(0.01),
+                                                                    False), "refit", deadline=time.time() + 60)
+    assert ample.model.steps[-1][1].n_samples_fit_ == 3000 and "time_plan" not in ample.final_model

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 
 @dataclass
@@ -13,6 +13,10 @@ class Candidate:
     space: Dict[str, Any]
     description: str = ""
     reasons: List[str] = field(default_factory=list)
+    # The memory plan's down-sample (search/memory.py; not written to the candidate's YAML): the
+    # training rows per fold its trials use and the rows its final model is refit on (None: all).
+    memory_train_rows: Optional[int] = None
+    memory_refit_rows: Optional[int] = None
 
     def to_dict(self) -> Dict[str, Any]:
         return {"algorithm": self.algorithm, "description": self.description,

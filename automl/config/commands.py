@@ -130,6 +130,11 @@ class AlertOptions:
 
 
 @dataclass
+class MonitorBackend:
+    backend: str = "local"  # local (one pandas frame) | ray (the data checks streamed over the files in Ray tasks)
+
+
+@dataclass
 class MonitorConfig:
     run_dir: Optional[str] = None  # the run folder whose baseline is checked against (required)
     data: Optional[str] = None  # file, folder or prefix to check (required)
@@ -140,6 +145,8 @@ class MonitorConfig:
     alert: AlertOptions = field(default_factory=AlertOptions)
     watch: bool = False  # check each new file under data, every interval_s, until stopped
     interval_s: float = 60.0  # seconds between polls in watch mode
+    predict: MonitorBackend = field(default_factory=MonitorBackend)  # predict.backend, as `automl predict` spells it
+    ray: RayAddress = field(default_factory=RayAddress)
     verbose: bool = False  # show tracebacks on errors
 
 
@@ -154,6 +161,8 @@ def validate_monitor(cfg: MonitorConfig) -> None:
                           f"'{webhook[:8]}'")
     if not cfg.interval_s > 0:
         raise ConfigError(f"interval_s must be a positive number of seconds; got '{cfg.interval_s}'")
+    if cfg.predict.backend not in PREDICT_BACKENDS:
+        raise ConfigError(f"predict.backend must be one of {', '.join(PREDICT_BACKENDS)}; got {cfg.predict.backend!r}")
 
 
 # ----------------------------------------------------------------------------- export

@@ -149,13 +149,14 @@ class SweepConfig:
 @dataclass
 class ScaleConfig:
     """Beyond one machine's memory (automl/distributed/, docs/distributed.md)."""
-    mode: str = "single"  # single | distributed: data.path read as a Ray Dataset, XGBoost as Ray Train jobs | auto
+    mode: str = "single"  # single | distributed: data.path read as a Ray Dataset, XGBoost and LightGBM as Ray Train jobs | auto
     auto_bytes: int = 5_000_000_000  # mode=auto: distributed when data.path's files hold more bytes than this
-    num_workers: int = 2  # Ray Train workers per distributed XGBoost trial
+    num_workers: int = 2  # Ray Train workers per distributed XGBoost or LightGBM trial
     cpus_per_worker: float = 1.0  # CPUs each of those workers reserves
     sample_rows: int = 100_000  # the sample for column types, the baseline and the single-worker candidates
     max_rounds: int = 300  # most boosting rounds of a distributed trial (it stops early on the holdout)
     memory_per_trial_mb: Optional[float] = None  # memory plan: MB one trial may use (null: available memory / parallel trials; docs/scale.md)
+    memory_sample_min_rows: int = 1000  # memory plan: a candidate over the limit trains on a sample down to this many rows per fold, else skipped (0: skip)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""One trial of the distributed search (a Tune function trainable): XGBoost as a Ray Train job
+"""One trial of the distributed search (a Tune function trainable): XGBoost or LightGBM as a Ray Train job
 over the training rows, any other candidate on the stratified training sample in this worker.
 Either way the model is scored on the validation rows in the dataset (Ray Data tasks predict
 them; only the labels and predictions reach the trial), and saved to the run folder as an
@@ -13,14 +13,17 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
 from automl import artifacts as art
+from automl.candidates.estimators import TargetTransformRegressor
 from automl.candidates.generate import Candidate
 from automl.candidates.pipeline import build_pipeline, predict_matrix
 from automl.candidates.space import params_of, split_params
 from automl.distributed.dataset import DATA_TASK_CPUS, plain_frame
-from automl.distributed.xgb import ShardSpec, as_estimator, booster_params, sklearn_params, train_booster
+from automl.distributed import lgbm, xgb
+from automl.distributed.xgb import ShardSpec
 from automl.metrics import get_metric, score_all, worst_value
 from automl.model import ModelBundle
 from automl.problem import ProblemInfo
@@ -28,7 +31,7 @@ from automl.rundir.layout import trial_model_file
 from automl.rundir.modelfile import model_bytes
 
 log = logging.getLogger(__name__)
-DISTRIBUTED_ALGORITHMS = ("xgboost",)  # trained as Ray Train jobs; the others on the sample
+DISTRIBUTED_ALGORITHMS = ("xgboost", "lightgbm")  # trained as Ray Train jobs; the others on the sample
 PREDICT_BATCH_ROWS = 65_536
 
 
@@ -97,7 +100,6 @@ def holdout_predictions(valid, model: Pipeline, job: DistJob) -> Tuple[np.ndarra
 
 def fit_processing(cand: Candidate, params: Dict[str, Any], job: DistJob) -> Tuple[Optional[Pipeline], Dict[str, Any]]:
     """The candidate's processing steps fitted on the sample (None without any), and its model parameters."""
-    params = {k: v for k, v in params.items() if k != "preprocess.target_transform"}  # not in a Train job (yet)
     pipe = build_pipeline(cand, params, job.feature_types, job.info.problem_type, job.seed)
     model_params, _ = split_params({**cand.space.get("fixed", {}), **params})
     steps = pipe.steps[:-1]
@@ -107,23 +109,61 @@ def fit_processing(cand: Candidate, params: Dict[str, Any], job: DistJob) -> Tup
     return pre, model_params
 
 
-def fit_distributed_xgboost(cand: Candidate, params: Dict[str, Any], job: DistJob,
-                            trial_id: str) -> Tuple[Pipeline, Dict[str, Any]]:
-    """XGBoost over all training rows as a Ray Train job of ``job.num_workers`` workers."""
+def target_transform_of(cand: Candidate, params: Dict[str, Any], problem_type: str) -> str:
+    """The trial's preprocess.target_transform (regression; ``none`` otherwise)."""
+    if problem_type != "regression":
+        return "none"
+    merged = {**cand.space.get("fixed", {}), **params}  # as build_pipeline reads it
+    value = merged.get("preprocess.target_transform", cand.processing.get("target_transform", "none"))
+    return str(value or "none")
+
+
+def with_target_transform(est: Any, transform: str) -> Any:
+    """The Train job's estimator (fitted on the transformed target) inside the regressor that
+    inverts its predictions, as a single-machine trial's pipeline holds it."""
+    if transform == "none":
+        return est
+    wrapped = TargetTransformRegressor(clone(est), transform=transform)
+    wrapped.regressor_, wrapped.scale_ = est, None  # fitted: the Train job trained it on the transformed target
+    return wrapped
+
+
+def fit_distributed(cand: Candidate, params: Dict[str, Any], job: DistJob,
+                    trial_id: str) -> Tuple[Pipeline, Dict[str, Any]]:
+    """XGBoost or LightGBM over all training rows as a Ray Train job of ``job.num_workers`` workers."""
     pre, model_params = fit_processing(cand, params, job)
     info = job.info
-    xparams, rounds = booster_params(model_params, info.problem_type, job.n_classes, job.seed, job.max_rounds)
-    spec = ShardSpec(pre, job.features, job.target, list(info.classes))
-    booster, metrics = train_booster(job.train, job.valid, spec, xparams, rounds, job.num_workers,
-                                     job.cpus_per_worker, job.train_storage, f"trial-{trial_id}")
-    # the estimator's parameters with the rounds early stopping kept
-    trained = sklearn_params(model_params, job.seed, metrics.get("best_iteration"))
-    est = as_estimator(booster, info.problem_type, trained, job.n_classes)
-    pipeline = Pipeline((pre.steps if pre is not None else []) + [("model", est)])
+    transform = target_transform_of(cand, params, info.problem_type)
+    spec = ShardSpec(pre, job.features, job.target, list(info.classes), transform)
+    if cand.algorithm == "lightgbm":
+        est, metrics, trained = _train_lightgbm(pre, model_params, spec, job, trial_id)
+    else:
+        xparams, rounds = xgb.booster_params(model_params, info.problem_type, job.n_classes, job.seed, job.max_rounds)
+        booster, metrics = xgb.train_booster(job.train, job.valid, spec, xparams, rounds, job.num_workers,
+                                             job.cpus_per_worker, job.train_storage, f"trial-{trial_id}")
+        # the estimator's parameters with the rounds early stopping kept
+        trained = xgb.sklearn_params(model_params, job.seed, metrics.get("best_iteration"))
+        est = xgb.as_estimator(booster, info.problem_type, trained, job.n_classes)
+    model = with_target_transform(est, transform)
+    pipeline = Pipeline((pre.steps if pre is not None else []) + [("model", model)])
     extra = {"train_rows": metrics.get("train_rows"), "workers": job.num_workers, "trained_as": "ray_train",
              "node_ids": metrics.get("node_ids", ""), "node_ips": metrics.get("node_ips", ""),
              "refit_params": trained}
     return pipeline, extra
+
+
+def _train_lightgbm(pre: Optional[Pipeline], model_params: Dict[str, Any], spec: ShardSpec, job: DistJob,
+                    trial_id: str) -> Tuple[Any, Dict[str, Any], Dict[str, Any]]:
+    """The LightGBM Train job; (its booster in LightGBM's estimator, the job's metrics, the estimator's parameters)."""
+    info = job.info
+    lparams, rounds = lgbm.booster_params(model_params, info.problem_type, job.n_classes, job.seed, job.max_rounds)
+    booster, metrics = lgbm.train_booster(job.train, job.valid, spec, lparams, rounds, job.num_workers,
+                                          job.cpus_per_worker, job.train_storage, f"trial-{trial_id}")
+    trained = lgbm.sklearn_params(model_params, job.seed, metrics.get("best_iteration"))
+    rows = lgbm.small_rows(job.y_sample, info.problem_type)
+    X_small, y_small = spec.matrix(job.sample.iloc[rows])  # processed, and the target as the job trained on it
+    est = lgbm.as_estimator(booster, info.problem_type, trained, X_small, y_small)
+    return est, metrics, trained
 
 
 def fit_on_sample(cand: Candidate, params: Dict[str, Any], job: DistJob) -> Tuple[Pipeline, Dict[str, Any]]:
@@ -150,7 +190,7 @@ def evaluate(config: Dict[str, Any], job: DistJob, trial_id: str) -> Dict[str, A
     row: Dict[str, Any] = {"candidate": cand.name, "params_json": json.dumps(params, default=str)}
     try:
         if cand.algorithm in DISTRIBUTED_ALGORITHMS:
-            model, extra = fit_distributed_xgboost(cand, params, job, trial_id)
+            model, extra = fit_distributed(cand, params, job, trial_id)
         else:
             model, extra = fit_on_sample(cand, params, job)
             extra.update(_here())

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import pandas as pd
 
+from automl.candidates.estimators import signed_log
 from automl.distributed.dataset import plain_frame
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class ShardSpec:
     features: List[str]
     target: str
     classes: List[Any]  # classification: the labels in code order; [] for regression
+    target_transform: str = "none"  # regression: log trains on the signed log1p of the target
 
     def matrix(self, batch: pd.DataFrame) -> Tuple[Any, np.ndarray]:
         batch = plain_frame(batch)
@@ -39,7 +41,8 @@ class ShardSpec:
             codes = {c: i for i, c in enumerate(self.classes)}
             y = batch[self.target].map(codes).to_numpy(dtype=np.float32)
         else:
-            y = pd.to_numeric(batch[self.target], errors="coerce").to_numpy(dtype=np.float32)
+            y = pd.to_numeric(batch[self.target], errors="coerce").to_numpy(dtype=float)
+            y = (signed_log(y) if self.target_transform == "log" else y).astype(np.float32)
         return X, y
 
 

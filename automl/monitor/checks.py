@@ -163,14 +163,32 @@ def _rate_check(name: str, check: str, what: str, x: int, n: int, base_rate: flo
 
 
 # ----------------------------------------------------------------------------- the checks
-def _domain_counts(col: pd.Series, kind: str, domain: List[str]) -> Tuple[Dict[str, int], int]:
-    """Counts of in-domain values and the number of present values outside the domain."""
+def domain_split(col: pd.Series, kind: str, domain: List[str], k: Optional[int] = None
+                 ) -> Tuple[Dict[str, int], int, Dict[str, int]]:
+    """(in-domain counts, number of present values outside the domain, the commonest ``k`` of those
+    values with their counts; all of them when ``k`` is None)."""
     present = col[~missing_mask(col)]
     cats = as_booleans(present)[0] if kind == "boolean" else as_categories(present)
     counts = cats.value_counts()
     allowed = set(domain)
     inside = {str(k): int(v) for k, v in counts.items() if str(k) in allowed}
-    return inside, int(counts.sum() - sum(inside.values()))
+    new = counts[~counts.index.isin(allowed)]
+    new = new if k is None else new.head(k)
+    return inside, int(counts.sum() - sum(inside.values())), {str(k): int(v) for k, v in new.items()}
+
+
+class FrameEvidence:
+    """What the checks need from a batch's rows beyond its statistics, read from one frame
+    (automl/monitor/streamed.py gathers the same from each file of a batch and merges it)."""
+
+    def __init__(self, df: pd.DataFrame):
+        self.df = df
+
+    def invalid_examples(self, name: str, kind: str, cons: Dict[str, Any]) -> str:
+        return _invalid_examples(self.df[name], kind, cons)
+
+    def domain_split(self, name: str, kind: str, domain: List[str]) -> Tuple[Dict[str, int], int, Dict[str, int]]:
+        return domain_split(self.df[name], kind, domain)
 
 
 def column_checks(cfg: Dict[str, Any], constraints: Dict[str, Any], features: Dict[str, Dict[str, Any]],
@@ -195,18 +213,22 @@ def column_checks(cfg: Dict[str, Any], constraints: Dict[str, Any], features: Di
 def categorical_values_check(values: pd.Series, name: str, domain: List[Any], check: Dict[str, Any],
                              alpha: float) -> Optional[Violation]:
     """The share of values outside the baseline's domain, tested against its threshold."""
-    inside, unknown = _domain_counts(values, "categorical", domain)
+    return _unknown_values_check(domain_split(values, "categorical", domain), name, check, alpha)
+
+
+def _unknown_values_check(split: Tuple[Dict[str, int], int, Dict[str, int]], name: str, check: Dict[str, Any],
+                          alpha: float) -> Optional[Violation]:
+    inside, unknown, new = split
     tol = float(check["max_unknown_fraction"])
     n_present = unknown + sum(inside.values())
     if not (n_present and unknown / n_present > tol and exceed_p_value(unknown, n_present, tol) < alpha):
         return None
-    cats = as_categories(values[~missing_mask(values)])
-    new = cats[~cats.isin(set(domain))].value_counts()
-    shown = ", ".join(f"'{k}' ({v})" for k, v in new.head(5).items())
+    top = list(new.items())
+    shown = ", ".join(f"'{k}' ({v})" for k, v in top[:5])
     return Violation(name, "categorical_values_check",
                      f"{unknown / n_present:.1%} of values ({unknown} of {n_present}) are outside the baseline "
                      f"domain, above the threshold {tol:.1%}; new values: {shown}",
-                     {"new_values": {str(k): int(v) for k, v in new.head(20).items()}})
+                     {"new_values": dict(top[:20])})
 
 
 def attribution_drift_check(attributions: Dict[str, Any], check: Dict[str, Any]) -> Optional[Violation]:
@@ -229,56 +251,32 @@ def check_batch(df: pd.DataFrame, statistics: Dict[str, Any], constraints: Dict[
                 source: str = "", attributions: Optional[Dict[str, Any]] = None) -> CheckResult:
     """Run every enabled check of ``constraints`` on ``df``. ``attributions`` (baseline and live mean
     |SHAP| per feature, see automl/monitor/attribution.py) feed attribution_drift_check."""
-    cfg = monitoring_config(constraints)
+    monitoring_config(constraints)  # a bad edit fails before the statistics are computed
     dup = df.columns[df.columns.duplicated()].tolist()
     if dup:
         raise DataError(f"data: duplicate column name(s) {', '.join(map(str, dup))}; rename them so each is unique")
+    types = {name: c["type"] for name, c in (constraints.get("features") or {}).items()}
+    batch_stats = dataset_statistics(df, types, reference=statistics, source=source)
+    return check_statistics(batch_stats, [str(c) for c in df.columns], FrameEvidence(df), statistics, constraints,
+                            attributions)
+
+
+def check_statistics(batch_stats: Dict[str, Any], columns: List[str], evidence: Any, statistics: Dict[str, Any],
+                     constraints: Dict[str, Any], attributions: Optional[Dict[str, Any]] = None) -> CheckResult:
+    """The checks from a batch's statistics (``dataset_statistics``' shape), its ``columns`` and
+    ``evidence`` of its rows (``FrameEvidence``, or the streamed path's merged counts): the example
+    values of a broken type and the counts inside and outside a categorical domain."""
+    cfg = monitoring_config(constraints)
     features: Dict[str, Dict[str, Any]] = constraints.get("features") or {}
     # Bonferroni: significance_level bounds the chance that a fair batch raises a given check anywhere.
-    alpha = float(cfg["significance_level"]) / max(1, sum(1 for f in features if f in df.columns))
+    alpha = float(cfg["significance_level"]) / max(1, sum(1 for f in features if f in columns))
     base_stats: Dict[str, Any] = statistics.get("features") or {}
-    types = {name: c["type"] for name, c in features.items()}
-    batch_stats = dataset_statistics(df, types, reference=statistics, source=source)
-    violations: List[Violation] = []
+    violations = column_checks(cfg, constraints, features, columns)
     distances: Dict[str, Dict[str, Any]] = {}
-    columns = [str(c) for c in df.columns]
-
-    violations += column_checks(cfg, constraints, features, columns)
-
     for name, cons in features.items():
-        if name not in columns:
-            continue
-        kind = cons["type"]
-        st = batch_stats["features"][name]
-        base = base_stats.get(name) or {}
-        if cfg["completeness_check"]["enabled"]:
-            v = _rate_check(name, "completeness_check", "missing rate", st["missing"], st["count"],
-                            1 - float(cons.get("completeness", 1.0)),
-                            float(cfg["completeness_check"]["max_missing_increase"]), alpha)
-            violations += [v] if v else []
-        invalid = st["invalid"] + (st.get("negative", 0) if cons.get("is_non_negative") else 0)
-        type_broken = None
-        if cfg["data_type_check"]["enabled"]:
-            what = (f"share of values that are not {'non-negative ' if cons.get('is_non_negative') else ''}"
-                    f"{'numbers' if kind == 'numeric' else kind + ' values'}")
-            type_broken = _rate_check(name, "data_type_check", what, invalid, st["present"],
-                                      float(cons.get("invalid_fraction", 0.0)),
-                                      float(cfg["data_type_check"]["max_invalid_increase"]), alpha)
-            if type_broken is not None:
-                type_broken.description += f"; e.g. {_invalid_examples(df[name], kind, cons)}"
-                violations.append(type_broken)
-        if type_broken is not None:
-            continue
-        domain = cons.get("domain")
-        if kind == "categorical" and domain is not None and cfg["categorical_values_check"]["enabled"]:
-            v = categorical_values_check(df[name], name, domain, cfg["categorical_values_check"], alpha)
-            violations += [v] if v else []
-        if cfg["baseline_drift_check"]["enabled"]:
-            d = _drift(name, kind, cons, base, st, df[name], cfg["baseline_drift_check"], alpha)
-            if d is not None:
-                distances[name] = d
-                if d["violated"]:
-                    violations.append(Violation(name, "baseline_drift_check", d["description"], d))
+        if name in columns:
+            violations += _feature_checks(name, cons, batch_stats["features"][name], base_stats.get(name) or {},
+                                          evidence, cfg, alpha, distances)
     if attributions is not None and cfg["attribution_drift_check"]["enabled"]:
         v = attribution_drift_check(attributions, cfg["attribution_drift_check"])
         violations += [v] if v else []
@@ -288,11 +286,45 @@ def check_batch(df: pd.DataFrame, statistics: Dict[str, Any], constraints: Dict[
     for n in list(features) + columns:
         names.setdefault(n, len(names))
     violations.sort(key=lambda v: (names.get(v.feature_name, 0), order[v.constraint_check_type]))
-    return CheckResult(violations, batch_stats, int(len(df)), distances)
+    return CheckResult(violations, batch_stats, int(batch_stats["dataset"]["n_rows"]), distances)
 
 
-def _invalid_examples(col: pd.Series, kind: str, cons: Dict[str, Any]) -> str:
-    """The commonest values that do not fit the baseline type, quoted."""
+def _feature_checks(name: str, cons: Dict[str, Any], st: Dict[str, Any], base: Dict[str, Any], evidence: Any,
+                    cfg: Dict[str, Any], alpha: float, distances: Dict[str, Dict[str, Any]]) -> List[Violation]:
+    """completeness, data type, categorical values and drift of one feature (``distances`` filled)."""
+    kind = cons["type"]
+    violations: List[Violation] = []
+    if cfg["completeness_check"]["enabled"]:
+        v = _rate_check(name, "completeness_check", "missing rate", st["missing"], st["count"],
+                        1 - float(cons.get("completeness", 1.0)),
+                        float(cfg["completeness_check"]["max_missing_increase"]), alpha)
+        violations += [v] if v else []
+    invalid = st["invalid"] + (st.get("negative", 0) if cons.get("is_non_negative") else 0)
+    if cfg["data_type_check"]["enabled"]:
+        what = (f"share of values that are not {'non-negative ' if cons.get('is_non_negative') else ''}"
+                f"{'numbers' if kind == 'numeric' else kind + ' values'}")
+        type_broken = _rate_check(name, "data_type_check", what, invalid, st["present"],
+                                  float(cons.get("invalid_fraction", 0.0)),
+                                  float(cfg["data_type_check"]["max_invalid_increase"]), alpha)
+        if type_broken is not None:
+            type_broken.description += f"; e.g. {evidence.invalid_examples(name, kind, cons)}"
+            return violations + [type_broken]
+    domain = cons.get("domain")
+    if kind == "categorical" and domain is not None and cfg["categorical_values_check"]["enabled"]:
+        v = _unknown_values_check(evidence.domain_split(name, kind, domain), name, cfg["categorical_values_check"],
+                                  alpha)
+        violations += [v] if v else []
+    if cfg["baseline_drift_check"]["enabled"]:
+        d = _drift(name, kind, cons, base, st, evidence, cfg["baseline_drift_check"], alpha)
+        if d is not None:
+            distances[name] = d
+            if d["violated"]:
+                violations.append(Violation(name, "baseline_drift_check", d["description"], d))
+    return violations
+
+
+def invalid_values(col: pd.Series, kind: str, cons: Dict[str, Any]) -> pd.Series:
+    """The present values of ``col`` that do not fit the baseline type, counted, commonest first."""
     present = col[~missing_mask(col)]
     if kind == "numeric":
         nums = pd.to_numeric(present.astype(str).str.strip(), errors="coerce").to_numpy(dtype=float)
@@ -307,7 +339,16 @@ def _invalid_examples(col: pd.Series, kind: str, cons: Dict[str, Any]) -> str:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             values = present[pd.to_datetime(present.astype(str), errors="coerce", format="mixed").isna()]
-    return ", ".join(repr(str(v)) for v in values.astype(str).value_counts().index[:3])
+    return values.astype(str).value_counts()
+
+
+def _invalid_examples(col: pd.Series, kind: str, cons: Dict[str, Any]) -> str:
+    """The commonest values that do not fit the baseline type, quoted."""
+    return quote_examples(list(invalid_values(col, kind, cons).index[:3]))
+
+
+def quote_examples(values: List[str]) -> str:
+    return ", ".join(repr(str(v)) for v in values)
 
 
 def _p(p: float) -> str:
@@ -315,7 +356,7 @@ def _p(p: float) -> str:
 
 
 def _drift(name: str, kind: str, cons: Dict[str, Any], base: Dict[str, Any], st: Dict[str, Any],
-           col: pd.Series, cfg: Dict[str, Any], alpha: float) -> Optional[Dict[str, Any]]:
+           evidence: Any, cfg: Dict[str, Any], alpha: float) -> Optional[Dict[str, Any]]:
     """Distance between the baseline and batch distributions of one feature (None: not comparable)."""
     if kind == "numeric":
         b_hist = (base.get("numeric") or {}).get("histogram")
@@ -327,10 +368,10 @@ def _drift(name: str, kind: str, cons: Dict[str, Any], base: Dict[str, Any], st:
         method, threshold = cfg["numeric_method"], float(cfg["numeric_threshold"])
     elif kind in ("categorical", "boolean"):
         freq = (base.get("categorical") or {}).get("frequencies") or {}
-        domain = cons.get("domain") or list(freq)
+        domain = check_domain(cons, base)
         if not freq:
             return None
-        inside, _ = _domain_counts(col, kind, domain)
+        inside = evidence.domain_split(name, kind, domain)[0]
         labels = [str(k) for k in freq]
         b_counts = [freq[k] for k in labels]
         c_counts = [inside.get(k, 0) for k in labels]
@@ -347,6 +388,11 @@ def _drift(name: str, kind: str, cons: Dict[str, Any], base: Dict[str, Any], st:
             "description": f"{method.upper()} distance {dist:.3f} between the baseline and current "
                            f"distributions is above the threshold {threshold:g} (chi-square {_p(p)}, "
                            f"{int(sum(c_counts))} values)"}
+
+
+def check_domain(cons: Dict[str, Any], base: Dict[str, Any]) -> List[str]:
+    """The values a categorical or boolean feature is checked against: its domain, else the baseline's categories."""
+    return list(cons.get("domain") or ((base.get("categorical") or {}).get("frequencies") or {}))
 
 
 def bin_labels(edges: List[float]) -> List[str]:

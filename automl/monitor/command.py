@@ -31,12 +31,14 @@ from automl.config.commands import compose_command
 from automl.errors import ArtifactError, ConfigError, DataError
 from automl.monitor.baseline import CONSTRAINTS_FILE, STATISTICS_FILE, build_baseline
 from automl.monitor.attribution import live_attributions
-from automl.monitor.checks import CheckResult, check_batch, monitoring_config
+from automl.monitor.checks import CheckResult, check_batch, check_statistics, monitoring_config
 from automl.monitor.quality import QualityResult, check_settings, run_quality_check, summary_line
 from automl.monitor.quality_report import HISTORY_PAGE, QUALITY_FILE, append_history, history_entry
 from automl.monitor.quality_report import section as quality_section
 from automl.monitor.report import render_report
 from automl.monitor.sources import file_info, is_capture, list_data_files, read_batch
+from automl.monitor.streamed import streamed_batch
+from automl.raystart import init_ray
 from automl.redact import redact_text, register_secrets
 from automl.rundir.layout import MONITORING_DIR, SUMMARY_FILE, TRAIN_DATA_FILE, is_capture_file_name
 from automl.rundir.summary import has_summary, read_summary
@@ -100,12 +102,10 @@ def check_files(files: List[str], stats: Dict[str, Any], cons: Dict[str, Any], o
     With ``ground_truth``, also the model's quality on the labelled rows (``history``: the folder
     whose model_quality_history.json gets this batch, in watch mode)."""
     started = time.time()
-    df = read_batch(files, storage_options)
-    if len(df) == 0:
-        return None
     source = files[0] if len(files) == 1 else f"{len(files)} files"
-    attributions = live_attributions(str(meta.get("run_dir")), cons, df, storage_options)  # None unless enabled
-    result = check_batch(df, stats, cons, source=source, attributions=attributions)
+    result = _check_rows(files, stats, cons, source, meta, storage_options)
+    if result is None:
+        return None
     result.statistics["dataset"]["files"] = files
     so = storage_options or {}
     checked_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -123,16 +123,34 @@ def check_files(files: List[str], stats: Dict[str, Any], cons: Dict[str, Any], o
     art.write_text(art.join(output, REPORT_FILE),
                    render_report(result, stats, {**meta, "checked_at": checked_at}, sections), so)
     art.write_json(art.join(output, VIOLATIONS_FILE), {"violations": violations}, so)
-    log.info("checked %d rows from %s in %.2f s: %d violation(s); results in %s", len(df), source,
+    log.info("checked %d rows from %s in %.2f s: %d violation(s); results in %s", result.n_rows, source,
              time.time() - started, len(violations), output)
     if quality is not None and history:  # watch mode (a single check prints the line)
         log.info("%s", summary_line(quality, str(meta.get("metric") or "")))
     if violations and webhook:
         post_webhook(webhook, {"run_dir": redact_text(str(meta.get("run_dir"))),
                                "data": redact_text(str(meta.get("data"))), "output": redact_text(output),
-                               "files": [redact_text(f) for f in files], "n_rows": int(len(df)),
+                               "files": [redact_text(f) for f in files], "n_rows": result.n_rows,
                                "checked_at": checked_at, "violations": violations})
     return Outcome(result, output, files, quality)
+
+
+def _check_rows(files: List[str], stats: Dict[str, Any], cons: Dict[str, Any], source: str, meta: Dict[str, Any],
+                storage_options: Optional[Dict[str, Any]]) -> Optional[CheckResult]:
+    """The data checks of ``files``: on one pandas frame, or with ``meta["backend"] == "ray"`` streamed
+    over the files in Ray tasks (automl/monitor/streamed.py; attributions then explain its sample)."""
+    run_dir = str(meta.get("run_dir"))
+    if meta.get("backend") == "ray":
+        batch = streamed_batch(files, stats, cons, storage_options, source=source)
+        if batch.n_rows == 0:
+            return None
+        attributions = live_attributions(run_dir, cons, batch.sample, storage_options)  # None unless enabled
+        return check_statistics(batch.statistics, batch.columns, batch.evidence, stats, cons, attributions)
+    df = read_batch(files, storage_options)
+    if len(df) == 0:
+        return None
+    attributions = live_attributions(run_dir, cons, df, storage_options)  # None unless enabled
+    return check_batch(df, stats, cons, source=source, attributions=attributions)
 
 
 def post_webhook(url: str, payload: Dict[str, Any], timeout_s: float = 10.0) -> bool:
@@ -231,7 +249,8 @@ class Watcher:
 
 # ----------------------------------------------------------------------------- the command
 def cmd_monitor(args: List[str]) -> int:
-    """`automl monitor run_dir=DIR data=URL [output=URL] [alert.webhook=URL] [watch=true interval_s=N]`."""
+    """`automl monitor run_dir=DIR data=URL [output=URL] [alert.webhook=URL] [watch=true interval_s=N]
+    [predict.backend=ray [ray.address=ADDR]]`."""
     opts = compose_command("monitor", args)  # typed and checked: MonitorConfig
     run_dir, data, webhook, watch = opts.run_dir.rstrip("/"), opts.data, opts.alert.webhook, opts.watch
     if webhook is not None:
@@ -241,7 +260,9 @@ def cmd_monitor(args: List[str]) -> int:
     if "://" not in run_dir:
         run_dir = str(Path(run_dir).resolve())
     stats, cons = load_baseline(run_dir, opts.constraints)
-    meta = {"run_dir": run_dir, "data": data}
+    meta = {"run_dir": run_dir, "data": data, "backend": opts.predict.backend}
+    if opts.predict.backend == "ray":
+        init_ray(opts.ray.address, None)  # the data checks stream over the files in Ray tasks
     ground_truth = opts.ground_truth
     if ground_truth:
         check_settings(cons)  # a bad edit of the model-quality settings fails before any data is read

@@ -71,6 +71,24 @@ def _metadata() -> Dict[str, Any]:
             "language_info": {"name": "python"}}
 
 
+def scale_note(summary: Dict[str, Any]) -> List[nbformat.NotebookNode]:
+    """A distributed run (summary.json ``scale.mode``): one markdown cell saying which statistics
+    are exact over every row and which come from the training sample; none otherwise."""
+    scale = summary.get("scale") or {}
+    if scale.get("mode") != "distributed":
+        return []
+    rows = scale.get("rows") or {}
+    train = int(rows.get("train", summary.get("n_rows", 0)))
+    exact = ", ".join(scale.get("exact") or ["row counts", "class counts", "numeric count/missing/mean/std/min/max"])
+    sampled = ", ".join(c for c in scale.get("sampled") or [] if c != "the notebooks' statistics")
+    return [new_markdown_cell(
+        "> **Distributed run: this notebook works on a sample.** The run read "
+        f"{int(summary.get('n_rows_read', 0)):,} rows ({', '.join(f'{k} {int(v):,}' for k, v in rows.items())}).\n>\n"
+        f"> - **Exact**, streamed over every row (`summary.json`, `baseline/statistics.json`): {exact}.\n"
+        f"> - **From the sample**: every table and figure below is computed on `data/train.parquet`, a stratified "
+        f"sample of {int(scale.get('sample_rows', 0)):,} of the {train:,} training rows; so are the {sampled}.")]
+
+
 def exploration_notebook(summary: Dict[str, Any]) -> nbformat.NotebookNode:
     """The data exploration notebook (cells only; outputs come from executing it)."""
     cells = [
@@ -78,6 +96,7 @@ def exploration_notebook(summary: Dict[str, Any]) -> nbformat.NotebookNode:
             f"# Data exploration: `{summary.get('target')}`\n\n"
             "Written by `automl fit` from this run folder's `data/train.parquet` (the training rows) and "
             "`summary.json`. It is saved with its outputs; *Run All* recomputes every table and figure."),
+        *scale_note(summary),
         new_code_cell(_LOAD),
         new_markdown_cell("## 1. Dataset summary\nRows, columns, duplicate rows, missing values, the detected "
                           "problem type and why, and how many columns of each inferred type."),
@@ -118,6 +137,7 @@ def candidates_notebook(summary: Dict[str, Any], names: List[str]) -> nbformat.N
             "```\nautoml fit data.path=<this run>/data/train.parquet "
             f"data.target={summary.get('target')} candidates_dir=<this run>/candidates\n```\n\n"
             "Saved with its outputs; *Run All* recomputes them, and trains one candidate end to end."),
+        *scale_note(summary),
         new_code_cell(
             "import pandas as pd\n"
             "from automl.notebooks.helpers import (candidates_overview, cheapest, load_candidates, processing_steps,\n"

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 import pandas as pd
 import yaml
 
-from automl import artifacts as art
 from automl.candidates.candidate import Candidate
 from automl.data.compact import compact_features
 from automl.data.weights import weights_from_record

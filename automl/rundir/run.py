@@ -16,7 +16,7 @@ from automl.data.io import read_table
 from automl.errors import ArtifactError
 from automl.rundir.manifest import MANIFEST_FILE, check_trial_id, load_verified_model, read_manifest, read_verified
 from automl.model import ModelBundle
-from automl.rundir.layout import LEADERBOARD_FILE, MODELS_DIR, TRAIN_DATA_FILE, trial_model_file  # noqa: F401 (MODELS_DIR re-exported)
+from automl.rundir.layout import LEADERBOARD_FILE, TRAIN_DATA_FILE, trial_model_file
 from automl.rundir.modelfile import LEGACY_MODEL_FILE, LEGACY_SUFFIX, MODEL_FILE, pickle_refusal
 from automl.rundir.summary import RunSummary, read_summary
 

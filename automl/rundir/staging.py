@@ -22,11 +22,10 @@ import logging
 import os
 import shutil
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import fsspec
 
-from automl import artifacts as art
 from automl.errors import ConfigError
 from automl.rundir.layout import CONFIG_FILE, MANIFEST_FILE, STATE_FILE, SUMMARY_FILE
 from automl.rundir.lock import LOCK_FILE, RunLock

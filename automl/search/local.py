@@ -21,7 +21,8 @@ from automl.candidates.generate import Candidate
 from automl.search.events import EventSink
 from automl.search.loop import SearchLoop
 from automl.search.resume import RunState
-from automl.search.trial import WORKER_DIED, TrialContext, evaluate, expiry, placement
+from automl.search.memory import OOM_KILLS  # a dead worker's reason: out of memory after an OOM kill
+from automl.search.trial import TrialContext, evaluate, expiry, placement
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ class ForkExecutor:
             result = forked.result()
             if result is None:
                 result = {"candidate": forked.config.get("candidate"), "status": "failed", "objective": self.worst,
-                          "error": WORKER_DIED, "fit_s": time.time() - forked.started}
+                          "error": OOM_KILLS.worker_died(), "fit_s": time.time() - forked.started}
             done.append((forked.trial_id, result))
         now = time.time()
         for conn, forked in list(self.pending.items()):

@@ -5,18 +5,21 @@ the columns and their encoding (one-hot width from each categorical's level coun
 date parts), float64 matrix copies per algorithm, and model-specific terms (a forest's trees, the
 SVM's kernel cache, k-NN's distance blocks). It is compared with the memory one trial may use:
 ``scale.memory_per_trial_mb``, else this machine's available memory shared by the trials that run
-at once. A candidate predicted over it is skipped with the reason, before any trial could be
-killed for memory. The figures are estimates (docs/scale.md, "Time and memory plans"), not bounds.
+at once. A candidate predicted over it trains on the largest sample of each fold's rows that fits
+(down to ``scale.memory_sample_min_rows``) and its final model on the most rows that fit; below that
+floor it is skipped with the reason, before any trial could be killed for memory. The figures are estimates (docs/scale.md, "Time and memory plans"), not bounds.
 """
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
+
+from automl.search.trial import OUT_OF_MEMORY, WORKER_DIED
 
 log = logging.getLogger(__name__)
 
@@ -145,22 +148,111 @@ class MemoryPlan:
     source: str
     peak_mb: Dict[str, float] = field(default_factory=dict)
     skipped: Dict[str, str] = field(default_factory=dict)
+    # name -> the down-sample: estimate_mb, limit_mb, train_rows (per fold), refit_rows, reason
+    sampled: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
     def record(self) -> Dict[str, Any]:
         return {"limit_mb": None if self.limit_mb is None else round(self.limit_mb, 1), "limit_source": self.source,
-                "peak_mb": {k: round(v, 1) for k, v in self.peak_mb.items()}, "skipped": dict(self.skipped)}
+                "peak_mb": {k: round(v, 1) for k, v in self.peak_mb.items()}, "skipped": dict(self.skipped),
+                "sampled": {k: dict(v) for k, v in self.sampled.items()}}
 
 
-def plan_memory(candidates: List[Any], shape: DataShape, limit: Optional[Tuple[float, str]]) -> MemoryPlan:
+def rows_within_mb(cand: Any, shape: DataShape, limit_mb: float, valid_rows: Optional[int] = None) -> int:
+    """The most training rows (up to ``shape.train_rows``) at which ``cand``'s estimate, with
+    ``valid_rows`` predicted rows (the fold's by default), is at most ``limit_mb`` (0: none)."""
+    shape = replace(shape, valid_rows=shape.valid_rows if valid_rows is None else valid_rows)
+    lo, hi = 0, shape.train_rows
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if peak_mb(cand.algorithm, cand.processing, cand.space, replace(shape, train_rows=mid)) <= limit_mb:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def memory_sample(cand: Any, shape: DataShape, limit_mb: float, min_rows: int) -> Optional[Dict[str, Any]]:
+    """The down-sample that fits ``limit_mb``: ``train_rows`` per fold (at least ``min_rows``, and
+    two per class) and ``refit_rows`` for the final model; None when even the floor does not fit."""
+    floor = max(int(min_rows), 2 * max(1, shape.n_classes))
+    if not min_rows or shape.train_rows <= floor:
+        return None
+    rows = rows_within_mb(cand, shape, limit_mb)
+    if rows < floor:
+        return None
+    refit = rows_within_mb(cand, replace(shape, train_rows=shape.n_rows), limit_mb, valid_rows=0)
+    return {"train_rows": rows, "refit_rows": max(rows, refit),
+            "sample_peak_mb": round(peak_mb(cand.algorithm, cand.processing, cand.space,
+                                            replace(shape, train_rows=rows)), 1)}
+
+
+def plan_memory(candidates: List[Any], shape: DataShape, limit: Optional[Tuple[float, str]],
+                min_sample_rows: int = 0) -> MemoryPlan:
     """Estimate each candidate (``name``, ``algorithm``, ``processing``, ``space``) against ``limit``
-    (None: estimates only, e.g. on a cluster whose workers' memory is unknown before Ray starts)."""
+    (None: estimates only, e.g. on a cluster whose workers' memory is unknown before Ray starts).
+    One over it is down-sampled (``plan.sampled``) when a sample of at least ``min_sample_rows``
+    rows per fold fits (0: never), else skipped."""
     plan = MemoryPlan(limit[0] if limit else None, limit[1] if limit else "unknown (a cluster: set "
                       "scale.memory_per_trial_mb to check the estimates)")
     for cand in candidates:
         est = peak_mb(cand.algorithm, cand.processing, cand.space, shape)
         plan.peak_mb[cand.name] = est
-        if plan.limit_mb is not None and est > plan.limit_mb:
-            plan.skipped[cand.name] = (f"predicted peak memory {est:.0f} MB per trial ({shape.train_rows} rows x "
-                                       f"{processed_width(shape, cand.processing):.0f} processed columns) exceeds "
-                                       f"the {plan.limit_mb:.0f} MB a trial may use ({plan.source})")
+        if plan.limit_mb is None or est <= plan.limit_mb:
+            continue
+        why = (f"predicted peak memory {est:.0f} MB per trial ({shape.train_rows} rows x "
+               f"{processed_width(shape, cand.processing):.0f} processed columns) exceeds "
+               f"the {plan.limit_mb:.0f} MB a trial may use ({plan.source})")
+        sample = memory_sample(cand, shape, plan.limit_mb, min_sample_rows)
+        if sample is None:
+            plan.skipped[cand.name] = why
+            continue
+        plan.sampled[cand.name] = {"estimate_mb": round(est, 1), "limit_mb": round(plan.limit_mb, 1), **sample,
+                                   "reason": (f"{why}: its trials fit on a sample of {sample['train_rows']} "
+                                              f"rows per fold (predicted {sample['sample_peak_mb']:.0f} MB), its "
+                                              f"final model on at most {sample['refit_rows']} rows")}
     return plan
+
+
+# The kernel's OOM-kill counters: this cgroup's (v2, v1) and the machine's (/proc/vmstat).
+OOM_KILL_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control", "/proc/vmstat")
+
+
+def oom_kills(paths: Tuple[str, ...] = OOM_KILL_FILES) -> Optional[int]:
+    """The kernel's OOM kills so far: the sum of the ``oom_kill`` lines of ``paths`` that can be
+    read (None when none can)."""
+    total, found = 0, False
+    for path in paths:
+        try:
+            with open(path) as fh:
+                for line in fh:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        total, found = total + int(value), True
+        except (OSError, ValueError):  # no such cgroup file on this machine, or not readable
+            continue
+    return total if found else None
+
+
+class OomKills:
+    """Whether the kernel's OOM killer struck since the last look: a trial worker that died by a
+    signal then died of memory, not of something else (search/tuner.py, search/local.py)."""
+
+    def __init__(self, paths: Tuple[str, ...] = OOM_KILL_FILES) -> None:
+        self.paths = paths
+        self.seen = oom_kills(paths)
+
+    def new(self) -> bool:
+        now = oom_kills(self.paths)
+        struck = now is not None and self.seen is not None and now > self.seen
+        self.seen = now if now is not None else self.seen
+        return struck
+
+    def worker_died(self) -> str:
+        """A dead worker's reason: out of memory when the OOM killer struck, else WORKER_DIED."""
+        if self.new():
+            return (f"{OUT_OF_MEMORY} (the kernel's OOM killer ended the trial's worker; "
+                    "the run went on without it)")
+        return WORKER_DIED
+
+
+OOM_KILLS = OomKills()  # counted from when the fit imports the memory plan, before any trial

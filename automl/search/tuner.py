@@ -31,7 +31,8 @@ from automl.search.events import CRASHED, FINISHED, PRUNED, STARTED, STOPPED, TI
 from automl.search.loop import SearchLoop
 from automl.search.resume import RunState, read_result, result_row, write_result
 from automl.search.searcher import SearchSpec
-from automl.search.trial import OUT_OF_MEMORY, WORKER_DIED, TrialContext, evaluate, expiry, placement
+from automl.search.memory import OOM_KILLS
+from automl.search.trial import OUT_OF_MEMORY, TrialContext, evaluate, expiry, placement, release_memory
 from automl.search.watchdog import TrialWatchdog
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def _trainable(config: Dict[str, Any], ctx: TrialContext = None, run: Optional[S
     with TrialWatchdog(watch_s, on_expire, grace=0.3 if at_deadline else None):
         result = evaluate(config, ctx, trial_id, on_fold if ctx.multi_fidelity and len(ctx.folds) > 1 else None,
                           deadline=ctx.search_deadline)
+    release_memory()  # the worker runs the next trial: free this one's pages (issue 20)
     result.update(_placement())
     tune.report(result)
 
@@ -133,7 +135,7 @@ def _crash_reason(trial) -> str:
         return f"{OUT_OF_MEMORY} (the trial's worker ran out of memory; the run went on without it)"
     if any(s in low for s in ("actordied", "actor died", "workercrashed", "worker crashed", "exited unexpectedly",
                               "sigkill", "killed", "unexpected system error", "node died")):
-        return WORKER_DIED
+        return OOM_KILLS.worker_died()  # "out of memory" when the kernel's OOM killer struck (search/memory.py)
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return (lines[-1] if lines else "the trial crashed without an error message")[:500]
 

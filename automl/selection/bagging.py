@@ -31,7 +31,7 @@ def fit_fold_model(ctx: TrialContext, candidate: str, params: Dict[str, Any], fo
     validation rows). Same template, seed, rows and early stopping as ``trial.evaluate``."""
     cand = ctx.candidates[candidate]
     template = build_pipeline(cand, params, ctx.column_types, ctx.problem_type, ctx.seed)
-    tr, va = ctx.folds[fold]
+    tr, va = ctx.folds_of(candidate)[fold]  # a memory down-sample's folds (search/memory.py)
     pipe, _ = fit_fold(template, cand.algorithm, ctx.X.iloc[tr], ctx.y[tr], ctx.X.iloc[va], ctx.y[va],
                        ctx.weights_of(tr), ctx.weights_of(va))
     return pipe, predict_matrix(pipe, ctx.X.iloc[va], ctx.problem_type, ctx.n_classes)

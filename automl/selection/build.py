@@ -22,6 +22,7 @@ import pandas as pd
 
 from automl.ensemble import WeightedEnsemble
 from automl.problem import ProblemInfo
+from automl.search.sampling import sample_index
 from automl.search.scheduling import refit_within
 from automl.candidates.pipeline import build_pipeline
 from automl.search.trial import TrialContext, weighted_fit_kwargs
@@ -72,9 +73,16 @@ class Trials:
 
 
 def refit_one(ctx: TrialContext, spec: tuple):
-    """Refit a (candidate name, params) pair on all rows."""
+    """Refit a (candidate name, params) pair on all rows, or on the sample the memory plan allows
+    a down-sampled candidate (search/memory.py)."""
     name, params = spec
-    pipe = build_pipeline(ctx.candidates[name], params, ctx.column_types, ctx.problem_type, ctx.seed)
+    cand = ctx.candidates[name]
+    pipe = build_pipeline(cand, params, ctx.column_types, ctx.problem_type, ctx.seed)
+    if cand.memory_refit_rows and cand.memory_refit_rows < len(ctx.y):
+        idx = sample_index(ctx.y, cand.memory_refit_rows, ctx.problem_type, ctx.seed)
+        log.info("final model of %s: refit on a sample of %d of the %d rows (the memory plan)", name, len(idx),
+                 len(ctx.y))
+        return pipe.fit(ctx.X.iloc[idx], ctx.y[idx], **weighted_fit_kwargs(pipe, ctx.weights_of(idx)))
     return pipe.fit(ctx.X, ctx.y, **weighted_fit_kwargs(pipe, ctx.weights))
 
 

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from automl.metrics import objective_score
+from automl.search.sampling import sample_index
 from automl.search.scheduling import refit_within
-from automl.rundir.leaderboard import rank_score  # noqa: F401  (re-exported: callers read it here)
 from automl.candidates.pipeline import build_pipeline, predict_matrix
 from automl.search.trial import TrialContext, fit_fold, make_folds
 
@@ -63,6 +63,8 @@ def split_scores(ctx: TrialContext, candidate: str, params: Dict[str, Any],
     for folds in splits:
         oof = np.full(shape, np.nan)
         for tr, va in folds:
+            if cand.memory_train_rows and len(tr) > cand.memory_train_rows:  # the memory plan's sample
+                tr = tr[sample_index(ctx.y[tr], cand.memory_train_rows, ctx.problem_type, ctx.seed)]
             pipe, _ = fit_fold(template, cand.algorithm, ctx.X.iloc[tr], ctx.y[tr], ctx.X.iloc[va], ctx.y[va],
                                ctx.weights_of(tr), ctx.weights_of(va))
             oof[va] = predict_matrix(pipe, ctx.X.iloc[va], ctx.problem_type, ctx.n_classes)

@@ -24,12 +24,12 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from automl.candidates.pipeline import build_pipeline
 from automl.ensemble import BaggedModel
 from automl.problem import ProblemInfo
 from automl.rundir.foldmodels import load_fold_models
+from automl.search.sampling import sample_index
 from automl.search.trial import TrialContext, weighted_fit_kwargs
 from automl.selection import SelectSpec
 from automl.selection.bagging import bagging_estimate
@@ -53,23 +53,31 @@ def scaled_seconds(seconds: float, rows_from: float, rows_to: float) -> float:
     return float(seconds) * (b * math.log(b)) / (a * math.log(a))
 
 
-def fold_rows(ctx: TrialContext) -> float:
-    """Rows a trial's fold trains on (after any sample of the folds)."""
-    return float(np.mean([len(tr) for tr, _ in ctx.folds]))
+def fold_rows(ctx: TrialContext, name: Optional[str] = None) -> float:
+    """Rows a trial's fold (of candidate ``name``) trains on (after any sample of the folds)."""
+    return float(np.mean([len(tr) for tr, _ in (ctx.folds if name is None else ctx.folds_of(name))]))
 
 
-def refit_seconds(ctx: TrialContext, fit_s: float, rows: Optional[int] = None) -> float:
-    """A refit's predicted time on ``rows`` rows (all of them by default) from a trial's fit_s."""
+def refit_rows(ctx: TrialContext, name: Optional[str] = None) -> int:
+    """Rows candidate ``name``'s refit fits on: all, or the memory plan's sample (search/memory.py)."""
+    cap = getattr(ctx.candidates.get(name), "memory_refit_rows", None) if name is not None else None
+    return min(len(ctx.y), int(cap)) if cap else len(ctx.y)
+
+
+def refit_seconds(ctx: TrialContext, fit_s: float, rows: Optional[int] = None, name: Optional[str] = None) -> float:
+    """A refit's predicted time on ``rows`` rows (those of ``refit_rows`` by default) from a trial's
+    fit_s (a trial of candidate ``name``, whose folds may be a memory down-sample)."""
     per_fold = float(fit_s) / max(1, len(ctx.folds))
-    return scaled_seconds(per_fold, fold_rows(ctx), len(ctx.y) if rows is None else rows)
+    return scaled_seconds(per_fold, fold_rows(ctx, name), refit_rows(ctx, name) if rows is None else rows)
 
 
-def rows_within(ctx: TrialContext, fit_s: float, seconds: float) -> int:
-    """The most rows whose predicted refit (with the margin) takes at most ``seconds``."""
-    lo, hi = 2, len(ctx.y)
+def rows_within(ctx: TrialContext, fit_s: float, seconds: float, name: Optional[str] = None) -> int:
+    """The most rows (up to ``refit_rows``) whose predicted refit (with the margin) takes at most
+    ``seconds``."""
+    lo, hi = 2, refit_rows(ctx, name)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if refit_seconds(ctx, fit_s, mid) * REFIT_MARGIN <= seconds:
+        if refit_seconds(ctx, fit_s, mid, name) * REFIT_MARGIN <= seconds:
             lo = mid
         else:
             hi = mid - 1
@@ -91,7 +99,8 @@ def post_search_seconds(ctx: TrialContext, rows: List[Dict[str, Any]], greater_i
     if not done:
         return floor_s
     best = (max if greater_is_better else min)(done, key=lambda r: float(r["objective"]))
-    need = floor_s + refit_seconds(ctx, float(best["fit_s"])) * REFIT_MARGIN + PUBLISH_S_PER_ROW * len(ctx.y)
+    need = floor_s + refit_seconds(ctx, float(best["fit_s"]), name=best.get("candidate")) * REFIT_MARGIN \
+        + PUBLISH_S_PER_ROW * len(ctx.y)
     if ensemble and len(done) > 1:
         need += ensemble_seconds(ctx, len(done))
     return need
@@ -105,14 +114,7 @@ def post_search_planner(ctx: TrialContext, greater_is_better: bool, ensemble: bo
 
 def sample_refit(ctx: TrialContext, spec: tuple, n: int):
     """Refit a (candidate, params) pair on a sample of ``n`` rows (stratified by class when it can)."""
-    idx = np.arange(len(ctx.y))
-    if n < len(idx):
-        strat = ctx.y if ctx.problem_type != "regression" and np.bincount(ctx.y).min() >= 2 else None
-        try:
-            idx, _ = train_test_split(idx, train_size=n, random_state=ctx.seed, stratify=strat)
-        except ValueError:  # too few rows for some class in the sample
-            idx, _ = train_test_split(idx, train_size=n, random_state=ctx.seed)
-        idx = np.sort(idx)
+    idx = sample_index(ctx.y, n, ctx.problem_type, ctx.seed)
     name, params = spec
     pipe = build_pipeline(ctx.candidates[name], params, ctx.column_types, ctx.problem_type, ctx.seed)
     return pipe.fit(ctx.X.iloc[idx], ctx.y[idx], **weighted_fit_kwargs(pipe, ctx.weights_of(idx)))
@@ -123,12 +125,13 @@ def within_clock(ctx: TrialContext, info: ProblemInfo, spec: SelectSpec, choice:
     """``(None, plan)`` when the refit of ``first`` (the configuration refit first) is predicted to
     finish before ``deadline`` with the publishing after it; else ``(the fallback model, built
     now, plan)``. ``plan`` is summary.json's ``best.final_model.time_plan``."""
-    n = len(ctx.y)
-    need = refit_seconds(ctx, trials.fit_s(first)) * REFIT_MARGIN
+    n, name = len(ctx.y), trials.spec(first)[0]
+    need = refit_seconds(ctx, trials.fit_s(first), name=name) * REFIT_MARGIN
     left = deadline - time.time() - PUBLISH_S_PER_ROW * n
     plan: Dict[str, Any] = {"predicted_refit_s": round(need, 2), "time_left_s": round(max(0.0, left), 2),
-                            "rows": n, "fold_rows": int(fold_rows(ctx)), "scaling": SCALING,
-                            "decision": "refit on all rows"}
+                            "rows": refit_rows(ctx, name), "fold_rows": int(fold_rows(ctx, name)), "scaling": SCALING,
+                            "decision": "refit on all rows" if refit_rows(ctx, name) == n else
+                            f"refit on {refit_rows(ctx, name)} rows (the memory plan)"}
     if need <= left:
         return None, plan
     best = trials.best_id
@@ -143,10 +146,30 @@ def within_clock(ctx: TrialContext, info: ProblemInfo, spec: SelectSpec, choice:
         built = build_bagged(ctx, info, spec, choice, trials, deadline)
         plan["decision"] = f"its {k} fold models, bagged (predicted {bag_need:.1f} s)"
     else:
-        rows = max(min(MIN_SAMPLE_ROWS, n), rows_within(ctx, trials.fit_s(best), max(0.0, left)))
+        best_name = trials.spec(best)[0]
+        rows = max(min(MIN_SAMPLE_ROWS, refit_rows(ctx, best_name)),
+                   rows_within(ctx, trials.fit_s(best), max(0.0, left), best_name))
         built = Built(sample_refit(ctx, trials.spec(best), rows), trials.oof(best))
         plan.update(decision=f"a refit on a sample of {rows} of the {n} rows", sample_rows=rows)
-    built.reason = (f"the refit on all {n} rows was predicted at {need:.1f} s ({SCALING} from the folds' "
+    what = f"all {n}" if plan["rows"] == n else f"{plan['rows']} of the {n}"
+    built.reason = (f"the refit on {what} rows was predicted at {need:.1f} s ({SCALING} from the folds' "
                     f"{trials.fit_s(first):.1f} s), more than the {max(0.0, left):.1f} s left: {plan['decision']}")
     log.warning("final model: %s", built.reason)
     return built, plan
+
+
+def fallback_refit_rows(ctx: TrialContext, name: str, fit_s: float, deadline: float) -> Tuple[int, Dict[str, Any]]:
+    """The rows the no-trial-finished fallback (selection/fallback.py) refits ``name`` on, from its
+    partial trial's ``fit_s`` (scaled to all its folds), and the plan: its refit rows when predicted to
+    finish before ``deadline`` with the publishing after it, else the largest sample predicted to fit
+    (at least 1,000 rows). ``plan["decision"]`` says which."""
+    n, rows = len(ctx.y), refit_rows(ctx, name)
+    need = refit_seconds(ctx, fit_s, name=name) * REFIT_MARGIN
+    left = max(0.0, deadline - time.time() - PUBLISH_S_PER_ROW * n)
+    plan: Dict[str, Any] = {"predicted_refit_s": round(need, 2), "time_left_s": round(left, 2), "rows": rows,
+                            "fold_rows": int(fold_rows(ctx, name)), "scaling": SCALING,
+                            "decision": "refit on all rows" if rows == n else f"refit on {rows} rows (the memory plan)"}
+    if need > left:
+        rows = max(min(MIN_SAMPLE_ROWS, rows), rows_within(ctx, fit_s, left, name))
+        plan.update(decision=f"a refit on a sample of {rows} of the {n} rows", sample_rows=rows)
+    return rows, plan

@@ -49,7 +49,7 @@ def memory_fit(cfg: DictConfig, prepared: Prepared, candidates: List[Candidate],
                                                                           cfg.ray.cpus_per_trial)
     shape = DataShape.of(prepared.X[prepared.features], prepared.feature_types, prepared.folds,
                          len(prepared.info.classes))
-    plan = plan_memory(candidates, shape, limit)
+    plan = plan_memory(candidates, shape, limit, int(cfg.scale.get("memory_sample_min_rows") or 0))
     kept = [c for c in candidates if c.name not in plan.skipped]
     if not kept:
         lightest = min(candidates, key=lambda c: plan.peak_mb[c.name])
@@ -64,6 +64,11 @@ def memory_fit(cfg: DictConfig, prepared: Prepared, candidates: List[Candidate],
     for name, why in plan.skipped.items():
         skipped[name] = why
         log.info("candidate %s skipped: %s", name, why)
+    for cand in kept:
+        sample = plan.sampled.get(cand.name)
+        if sample is not None:
+            cand.memory_train_rows, cand.memory_refit_rows = sample["train_rows"], sample["refit_rows"]
+            log.info("candidate %s down-sampled: %s", cand.name, sample["reason"])
     log.debug("memory plan: %s", plan.record())
     return kept, plan.record()
 

@@ -26,6 +26,7 @@ from automl.errors import ConfigError, SearchError
 from automl.metrics import METRICS
 from automl.problem import ProblemInfo
 from automl.search.events import outcome as counted_as, outcome_text
+from automl.search.sampling import cap_fold_rows
 from automl.search.trial import TrialContext
 from automl.stages.env import RunEnv
 from automl.stages.plan import Plan
@@ -79,6 +80,8 @@ def leaderboard_frame(rows: List[Dict[str, Any]], candidates: Dict[str, Candidat
             rec[k] = row.get(k, "" if k != "threshold" else np.nan)
         # a trial stopped after some folds: its score on the rows they validated (selection/fallback.py)
         rec["partial_objective"], rec["partial_folds"] = row.get("partial_objective", np.nan), row.get("partial_folds", 0)
+        if "memory_sample_rows" in row:  # the memory plan's sample: training rows per fold (search/memory.py)
+            rec["memory_sample_rows"] = row["memory_sample_rows"]
         if row.get("candidate"):
             rec.update(params_of(row.get("config") or {}, row["candidate"]))
         records.append(rec)
@@ -146,11 +149,18 @@ def trial_context(env: RunEnv, prepared: Prepared, plan: Plan) -> TrialContext:
                        multi_fidelity=len(prepared.folds) > 1 and n_rows >= cfg.validation.multi_fidelity_min_rows,
                        weights=prepared.weights, groups=prepared.structure.groups,
                        time_ordered=prepared.structure.kind == "time",
-                       keep_fold_models=len(prepared.folds) == 1)  # holdout: the refit's fallback (timeplan)
+                       keep_fold_models=len(prepared.folds) == 1,  # holdout: the refit's fallback (timeplan)
+                       candidate_folds=memory_folds(plan, prepared, cfg.seed))
     if ctx.multi_fidelity:
         log.info("multi-fidelity: %d rows >= %d, ASHA stops poor trials after their first folds",
                  n_rows, cfg.validation.multi_fidelity_min_rows)
     return ctx
+
+
+def memory_folds(plan: Plan, prepared: Prepared, seed: int) -> Dict[str, list]:
+    """The folds of the candidates the memory plan down-sampled (search/memory.py), stratified."""
+    return {c.name: cap_fold_rows(prepared.folds, prepared.y, c.memory_train_rows, prepared.info.problem_type, seed,
+                                  f"{c.name}: the memory plan") for c in plan.candidates if c.memory_train_rows}
 
 
 def ray_fallback_reason(cfg: DictConfig, start_s: float, search_left_s: float) -> str:

@@ -20,7 +20,8 @@ def select(env: RunEnv, prepared: Prepared, outcome: SearchOutcome) -> Selection
     permutation importance when short)."""
     cfg, v = env.cfg, env.cfg.validation
     if outcome.fallback is not None:  # no trial finished (stages/search.py)
-        return fit_fallback(outcome.ctx, outcome.leaderboard, outcome.fallback, cfg.select.final_model)
+        return fit_fallback(outcome.ctx, outcome.leaderboard, outcome.fallback, cfg.select.final_model,
+                            env.deadline - FINAL_WRITE_S)
     spec = RerankSpec(v.rerank_top, v.rerank_repeats, v.rerank_share * float(cfg.budget.time_limit_s))
     return select_final(outcome.ctx, outcome.leaderboard, outcome.rows, prepared.info, env.deadline - FINAL_WRITE_S,
                         env.out, env.so, ensemble=cfg.search.ensemble, rerank_spec=spec,
