@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from automl.distributed.xgb import PATIENCE, ShardSpec, shard_matrix
+from automl.distributed.xgb import PATIENCE, ShardSpec, report_booster, shard_matrix
 
 log = logging.getLogger(__name__)
 BOOSTER_FILE = "model.txt"
@@ -75,12 +74,7 @@ def train_per_worker(config: Dict[str, Any]) -> None:
     booster = lgb.train(params, dtrain, num_boost_round=config["rounds"], valid_sets=[dvalid], valid_names=["valid"],
                         callbacks=[lgb.early_stopping(PATIENCE, verbose=False)])
     metrics = {"best_iteration": int(booster.best_iteration or booster.current_iteration())}
-    if rank == 0:
-        with tempfile.TemporaryDirectory() as tmp:
-            booster.save_model(os.path.join(tmp, BOOSTER_FILE))
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-    else:
-        ray.train.report(metrics)
+    report_booster(booster, metrics, rank, BOOSTER_FILE)
 
 
 def train_booster(train_ds, valid_ds, spec: ShardSpec, params: Dict[str, Any], rounds: int, num_workers: int,

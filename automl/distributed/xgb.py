@@ -127,9 +127,17 @@ def train_per_worker(config: Dict[str, Any]) -> None:
     ids, ips = _gather_nodes()
     metrics = {"best_iteration": int(getattr(booster, "best_iteration", config["rounds"] - 1)),
                "train_rows": int(rows), "node_ids": ",".join(ids), "node_ips": ",".join(ips)}
-    if ray.train.get_context().get_world_rank() == 0:
+    report_booster(booster, metrics, ray.train.get_context().get_world_rank(), BOOSTER_FILE)
+
+
+def report_booster(booster: Any, metrics: Dict[str, Any], rank: int, filename: str) -> None:
+    """End a Train worker's loop: rank 0 reports ``metrics`` with ``booster`` saved as ``filename`` in
+    a checkpoint (XGBoost's or LightGBM's ``save_model``), the other ranks the metrics alone."""
+    import ray.train
+
+    if rank == 0:
         with tempfile.TemporaryDirectory() as tmp:
-            booster.save_model(os.path.join(tmp, BOOSTER_FILE))
+            booster.save_model(os.path.join(tmp, filename))
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
     else:
         ray.train.report(metrics)
