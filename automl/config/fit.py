@@ -97,7 +97,7 @@ class RayConfig:
 class ProcessingConfig:
     numeric_impute: str = "median"  # median | mean | zero
     missing_indicator: bool = True  # add a was-missing column per numeric column with missing values
-    scale: str = "none"  # none | standard | minmax | robust | quantile | log (signed log1p)
+    scale: str = "none"  # none | standard | minmax | robust | quantile | log (signed log1p) | spline (linear term + B-spline basis)
     categorical: str = "onehot"  # onehot | ordinal
     onehot_min_frequency: float = 0.005  # categories rarer than this share of rows are grouped into one
     onehot_max_categories: int = 30  # most one-hot columns per categorical

@@ -51,11 +51,16 @@ def _onehot_origins(enc: Any, cols: Sequence[str], width: int) -> List[str]:
 
 def _imputer_origins(steps: List[Any], cols: Sequence[str], width: int) -> List[str]:
     """SimpleImputer (every column kept, then one missing indicator per column that had gaps), then
-    one-to-one steps (scalers)."""
+    one-to-one steps (scalers) or steps that say which input makes each output (``input_index_``:
+    the spline basis)."""
     out = list(cols)
     indicator = getattr(steps[0], "indicator_", None)
     if indicator is not None:
         out += [cols[int(i)] for i in indicator.features_]
+    for step in steps[1:]:
+        index = getattr(step, "input_index_", None)
+        if index is not None:
+            out = [out[int(i)] for i in index]
     if len(out) != width:
         raise ExplainError(f"cannot trace the numeric block of {list(cols)} ({len(out)} counted, {width} produced)")
     return out

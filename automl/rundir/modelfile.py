@@ -40,6 +40,7 @@ AUTOML_TYPES: Tuple[str, ...] = (
     "automl.ensemble.StackedModel",
     "automl.candidates.processing.FeatureCaster",
     "automl.candidates.processing.SignedLog",
+    "automl.candidates.processing.SplineExpand",
     "automl.candidates.processing.FrequencyEncoder",
     "automl.candidates.processing.CategoricalEncoder",
     "automl.candidates.estimators.SoftmaxSVC",
