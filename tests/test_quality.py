@@ -229,3 +229,15 @@ def test_signed_log_reshapes_numeric_columns_only_and_keeps_the_fast_path():
     fast = fast_model(logged, ["a", "b"])
     assert fast is not logged  # took the fast path
     np.testing.assert_allclose(fast.predict_proba(X), logged.predict_proba(X), rtol=1e-12)
+
+
+def test_refit_within_counts_what_writing_each_fitted_item_costs():
+    import time
+
+    from automl.finalize import refit_within
+
+    # Fits are instant, but item 2's model would take 30 s to write (a forest of hundreds of MB):
+    # with 2 s left it is never started, and the items' write costs add up against the deadline.
+    fit = lambda i: i  # noqa: E731
+    assert refit_within(fit, [0.01] * 4, time.time() + 2.0, after=[0.5, 0.5, 30.0, 0.5]) == {0: 0, 1: 1, 3: 3}
+    assert refit_within(fit, [0.01] * 4, time.time() + 2.0, after=[0.9, 0.9, 0.0, 0.9]) == {0: 0, 1: 1, 2: 2}

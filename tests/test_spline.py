@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.model_selection import cross_val_score
 
 from automl.candidates.candidate import Candidate
@@ -75,3 +76,10 @@ def test_a_spline_model_saves_to_the_trusted_model_file_and_predicts_the_same():
     assert untrusted_types(data) == []  # knots only: no scipy BSpline objects in the file
     loaded = load_model_bytes(data, "test")
     np.testing.assert_allclose(loaded.predict(X), pipe.predict(X), rtol=1e-12)
+
+
+def test_a_basis_too_large_for_memory_is_refused_at_fit_with_the_reason(monkeypatch):
+    monkeypatch.setattr(SplineExpand, "max_cells", 1000)
+    X = np.random.default_rng(2).normal(size=(200, 2))
+    with pytest.raises(ValueError, match="spline basis would hold 3,200 values.*preprocess.scale=standard"):
+        SplineExpand().fit(X)

@@ -156,6 +156,10 @@ class SplineExpand(TransformerMixin, BaseEstimator):
     distinct quantiles (flags, small counts, the missing indicators) keep only the linear term.
     ``input_index_[k]`` is the input column behind output column ``k`` (for explanations)."""
 
+    # A basis over this many cells (rows x columns, float64: 400 MB) is refused at fit time with a
+    # ValueError (the trial fails with the reason) rather than filling memory on a large table.
+    max_cells = 50_000_000
+
     def __init__(self, n_knots: int = 5, degree: int = 3):
         self.n_knots = n_knots
         self.degree = degree
@@ -173,6 +177,10 @@ class SplineExpand(TransformerMixin, BaseEstimator):
                 self.spline_columns_.append(j)
                 self.knots_.append(knots)
         basis = self.n_knots + self.degree - 1
+        cells = X.shape[0] * (X.shape[1] + basis * len(self.spline_columns_))
+        if cells > self.max_cells:
+            raise ValueError(f"the spline basis would hold {cells:,} values (over {self.max_cells:,}); "
+                             "use preprocess.scale=standard on a table this large")
         self.input_index_ = np.array(list(range(X.shape[1])) + [j for j in self.spline_columns_ for _ in range(basis)],
                                      dtype=np.int64)
         return self
