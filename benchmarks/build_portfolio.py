@@ -86,6 +86,30 @@ def applicable_params(params: Dict[str, Any], space: Dict[str, Any], problem_typ
 
 # ---------------------------------------------------------------- grid
 
+def screen_datasets(doc: str, out_name: str, folds: int):
+    """The shared loop of the CV screens (catboost_native_cv.py, spline_linear_cv.py): their
+    options, then ``(name, spec, ctx, plan)`` per suite dataset not yet in --out, and the args."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", default=str(DEFAULT_SUITE))
+    ap.add_argument("--datasets", default="", help="comma-separated names (default: all)")
+    ap.add_argument("--max-rows", type=int, default=3000)
+    ap.add_argument("--folds", type=int, default=folds)
+    ap.add_argument("--limit-s", type=float, default=120.0, help="per configuration and dataset")
+    ap.add_argument("--out", default=str(SCRATCH / out_name))
+    args = ap.parse_args()
+    logging.disable(logging.WARNING)
+    suite_dir, out = Path(args.suite), Path(args.out)
+    done = {r["dataset"] for r in read_jsonl([out])} if out.exists() else set()
+
+    def items():
+        for name, spec in load_suite(suite_dir).items():
+            if name in done or (args.datasets and name not in args.datasets.split(",")):
+                continue
+            yield (name, spec) + tuple(dataset_context(spec, suite_dir / name / "train.csv", args.max_rows,
+                                                       args.folds, args.limit_s))
+    return args, out, items()
+
+
 def dataset_context(spec: Dict[str, Any], train_csv: Path, max_rows: int, folds: int, limit_s: float):
     """automl's own prepared data, candidates and trial context for one TRAIN split."""
     import pandas as pd

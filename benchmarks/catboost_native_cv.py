@@ -10,38 +10,23 @@ suite run (docs/benchmarks.md), not a verdict on defaults.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import logging
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_portfolio import algorithm_configs, applicable_params, dataset_context  # noqa: E402
-from common import DEFAULT_SUITE, SCRATCH, append_jsonl, load_suite, read_jsonl  # noqa: E402
+from build_portfolio import algorithm_configs, applicable_params, screen_datasets  # noqa: E402
+from common import append_jsonl  # noqa: E402
 
 
 def main() -> None:
     from automl.candidates.space import load_space
     from automl.search.trial import evaluate
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--suite", default=str(DEFAULT_SUITE))
-    ap.add_argument("--datasets", default="", help="comma-separated names (default: all)")
-    ap.add_argument("--max-rows", type=int, default=3000)
-    ap.add_argument("--folds", type=int, default=3)
-    ap.add_argument("--limit-s", type=float, default=120.0, help="per configuration and dataset")
-    ap.add_argument("--out", default=str(SCRATCH / "catboost_native_cv.jsonl"))
-    args = ap.parse_args()
-    logging.disable(logging.WARNING)
-    suite_dir, out = Path(args.suite), Path(args.out)
-    done = {r["dataset"] for r in read_jsonl([out])} if out.exists() else set()
-    for name, spec in load_suite(suite_dir).items():
-        if name in done or (args.datasets and name not in args.datasets.split(",")):
-            continue
-        ctx, plan = dataset_context(spec, suite_dir / name / "train.csv", args.max_rows, args.folds, args.limit_s)
+    args, out, datasets = screen_datasets(__doc__, "catboost_native_cv.jsonl", 3)
+    for name, spec, ctx, plan in datasets:
         if "categorical" not in ctx.column_types.values():
             continue
         xgb = plan.by_name["dpp0-xgboost"]

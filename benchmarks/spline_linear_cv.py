@@ -11,16 +11,14 @@ place in the linear portfolio, judged then on the suite (docs/benchmarks.md).
 """
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_portfolio import dataset_context  # noqa: E402
-from common import DEFAULT_SUITE, METRICS, SCRATCH, append_jsonl, load_suite, read_jsonl  # noqa: E402
+from build_portfolio import screen_datasets  # noqa: E402
+from common import METRICS, append_jsonl  # noqa: E402
 
 STRENGTHS = {"classification": ("model.C", (0.1, 1.0, 10.0)), "regression": ("model.alpha", (0.1, 1.0, 10.0, 100.0))}
 
@@ -28,21 +26,8 @@ STRENGTHS = {"classification": ("model.C", (0.1, 1.0, 10.0)), "regression": ("mo
 def main() -> None:
     from automl.search.trial import evaluate
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--suite", default=str(DEFAULT_SUITE))
-    ap.add_argument("--datasets", default="", help="comma-separated names (default: all)")
-    ap.add_argument("--max-rows", type=int, default=3000)
-    ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--limit-s", type=float, default=120.0, help="per configuration and dataset")
-    ap.add_argument("--out", default=str(SCRATCH / "spline_linear_cv.jsonl"))
-    args = ap.parse_args()
-    logging.disable(logging.WARNING)
-    suite_dir, out = Path(args.suite), Path(args.out)
-    done = {r["dataset"] for r in read_jsonl([out])} if out.exists() else set()
-    for name, spec in load_suite(suite_dir).items():
-        if name in done or (args.datasets and name not in args.datasets.split(",")):
-            continue
-        ctx, plan = dataset_context(spec, suite_dir / name / "train.csv", args.max_rows, args.folds, args.limit_s)
+    args, out, datasets = screen_datasets(__doc__, "spline_linear_cv.jsonl", 5)
+    for name, spec, ctx, plan in datasets:
         cand = plan.by_name["dpp1-linear"]
         kind = "regression" if ctx.problem_type == "regression" else "classification"
         param, values = STRENGTHS[kind]
