@@ -164,6 +164,11 @@ class SplineExpand(TransformerMixin, BaseEstimator):
         self.n_knots = n_knots
         self.degree = degree
 
+    @property
+    def basis(self) -> int:
+        """Columns of the basis per splined column."""
+        return self.n_knots + self.degree - 1
+
     def fit(self, X, y=None):
         X = np.asarray(X, dtype=float)
         self.n_features_in_ = X.shape[1]
@@ -176,7 +181,7 @@ class SplineExpand(TransformerMixin, BaseEstimator):
             if len(knots) >= self.n_knots:
                 self.spline_columns_.append(j)
                 self.knots_.append(knots)
-        basis = self.n_knots + self.degree - 1
+        basis = self.basis
         cells = X.shape[0] * (X.shape[1] + basis * len(self.spline_columns_))
         if cells > self.max_cells:
             raise ValueError(f"the spline basis would hold {cells:,} values (over {self.max_cells:,}); "

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import pandas as pd
 
+from automl.candidates.processing import SplineExpand
 from automl.search.trial import OUT_OF_MEMORY, WORKER_DIED
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,6 @@ SVM_CACHE_MB = 200.0  # scikit-learn's SVC cache_size: the kernel rows it keeps 
 KNN_BLOCK_MB = 1024.0  # scikit-learn's working_memory: distance blocks at prediction time
 DATE_PARTS = 7  # year, month, day, weekday, day of year, hour, minute
 TEXT_DENSITY = 0.1  # share of TF-IDF terms counted as dense (the matrix is sparse)
-SPLINE_BASIS = 7  # scale: spline adds a cubic basis on 5 knots (7 columns) per numeric column
 SAMPLE_ROWS = 20_000  # the frame's size in memory is measured on this many rows, scaled
 
 
@@ -85,7 +85,7 @@ def processed_width(shape: DataShape, processing: Dict[str, Any]) -> float:
         elif kind == "datetime":
             width += 0 if processing.get("datetime") == "drop" else DATE_PARTS
         else:
-            width += 1 + (SPLINE_BASIS if processing.get("scale") == "spline" else 0)
+            width += 1 + (SplineExpand().basis if processing.get("scale") == "spline" else 0)
     return max(1.0, width)
 
 

@@ -60,16 +60,19 @@ class Trials:
     out: str
     so: Dict[str, Any]
 
-    def fit_s(self, tid: str) -> float:
+    def _value(self, tid: str, column: str) -> float:
+        """A trial's number in a leaderboard column, 0 when the column or the value is missing."""
         lb = self.leaderboard
-        return float(lb.loc[lb["trial_id"].astype(str) == tid, "fit_s"].fillna(0.0).iloc[0])
+        if column not in lb:
+            return 0.0
+        return float(lb.loc[lb["trial_id"].astype(str) == tid, column].fillna(0.0).iloc[0])
+
+    def fit_s(self, tid: str) -> float:
+        return self._value(tid, "fit_s")
 
     def size_bytes(self, tid: str) -> float:
         """The trial's fold model's size (pickled), 0 when not recorded."""
-        lb = self.leaderboard
-        if "model_size_bytes" not in lb:
-            return 0.0
-        return float(lb.loc[lb["trial_id"].astype(str) == tid, "model_size_bytes"].fillna(0.0).iloc[0])
+        return self._value(tid, "model_size_bytes")
 
     def spec(self, tid: str, key: str = "refit_params_json") -> Tuple[str, Dict[str, Any]]:
         """(candidate name, params) of a trial: its refit params, or ``params_json`` as searched."""
@@ -96,9 +99,14 @@ def refit_one(ctx: TrialContext, spec: tuple):
 def refit_estimate(ctx: TrialContext, fit_s: float, margin: float) -> float:
     """A refit's time from a trial's fit_s, which covers its folds: k-fold CV trains each fold
     on (k-1)/k of the rows, a holdout on 1 - holdout share; a refit fits all rows once."""
+    return float(fit_s) / len(ctx.folds) / train_share(ctx) * margin
+
+
+def train_share(ctx: TrialContext) -> float:
+    """The share of all rows a trial's fold model trained on: (k-1)/k for k-fold CV, else the
+    holdout split's training rows."""
     k = len(ctx.folds)
-    train_share = (k - 1) / k if k > 1 else len(ctx.folds[0][0]) / len(ctx.y)
-    return float(fit_s) / k / train_share * margin
+    return (k - 1) / k if k > 1 else len(ctx.folds[0][0]) / len(ctx.y)
 
 
 # Writing a model file: seconds per MB of the pickled model (skops with deflate; an extra-trees
@@ -109,9 +117,7 @@ SAVE_S_PER_MB = 0.014
 def save_seconds(ctx: TrialContext, fold_model_bytes: float) -> float:
     """Predicted time to write a refit model whose fold model had ``fold_model_bytes``: trees grow
     with the rows, so the size scales from a fold's training rows to all rows."""
-    k = len(ctx.folds)
-    train_share = (k - 1) / k if k > 1 else len(ctx.folds[0][0]) / len(ctx.y)
-    return float(fold_model_bytes) / 1e6 / train_share * SAVE_S_PER_MB
+    return float(fold_model_bytes) / 1e6 / train_share(ctx) * SAVE_S_PER_MB
 
 
 def build_refit(ctx: TrialContext, info: ProblemInfo, spec: SelectSpec, choice: EnsembleChoice, trials: Trials,
