@@ -116,3 +116,29 @@ def test_without_kept_fold_models_a_refit_past_the_deadline_uses_the_largest_sam
     assert sel.final_model["kind"] == "refit" and plan["sample_rows"] == 1000 and "sample of 1000" in plan["decision"]
     assert plan["predicted_refit_s"] > plan["time_left_s"]
     assert sel.model.steps[-1][1].n_samples_fit_ == 1000  # the model really saw 1,000 rows
+
+
+def test_a_refit_predicted_under_the_grace_runs_on_all_rows_even_with_no_time_left(tmp_path):
+    """A refit predicted at a fraction of a second is done on all rows even when the deadline has
+    passed: a sample of 1,000 rows would save less time than that and drop most of the data
+    (kershaw at 60 s: a 0.12 s refit of 2,551 rows became a 1,000-row sample after a long re-rank)."""
+    import time
+
+    from automl.problem import ProblemInfo
+    from automl.search.trial import evaluate
+    from automl.selection.final import select_final
+    from automl.selection.timeplan import REFIT_GRACE_S
+    from automl.stages.search import leaderboard_frame
+    from test_rerank import KNN, _regression_ctx
+
+    ctx = _regression_ctx(n=3000)
+    ctx.output_dir = str(tmp_path)
+    config = {"candidate": KNN.name, f"{KNN.name}:model.n_neighbors": 5, f"{KNN.name}:model.weights": "uniform"}
+    row = {**evaluate(config, ctx, trial_id="t0"), "trial_id": "t0", "config": config}
+    row["fit_s"] = 0.05  # five folds in 0.05 s: the refit on all rows is predicted far under the grace
+    info = ProblemInfo("regression", "rmse", False, "test")
+    sel = select_final(ctx, leaderboard_frame([row], ctx.candidates, info), [row], info, time.time() - 1.0,
+                       str(tmp_path), {}, ensemble=False)
+    assert REFIT_GRACE_S <= 1.0
+    assert sel.final_model["kind"] == "refit" and "time_plan" not in sel.final_model, sel.final_model
+    assert sel.model.steps[-1][1].n_samples_fit_ == 3000  # all rows, not a 1,000-row sample

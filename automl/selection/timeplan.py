@@ -13,7 +13,8 @@ trials' measured fit times, so the whole run ends within the budget at any size.
 - **In the select stage**, a refit predicted not to finish before the deadline falls back, in one
   logged line recorded in summary.json (``best.final_model.time_plan``): to the best trial's
   kept fold model (holdout splits keep it, rundir/foldmodels.py) or its bagged fold models when
-  refitting the folds fits, else to a refit on the largest sample predicted to fit.
+  refitting the folds fits, else to a refit on the largest sample predicted to fit. A refit
+  predicted under ``REFIT_GRACE_S`` is always done on all rows.
 """
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ REFIT_MARGIN = 1.2  # on the predicted refit (fold times vary by up to 2x; refit
 ENSEMBLE_S_PER_ROW_TRIAL = 35.0 / (200_000 * 30)
 PUBLISH_S_PER_ROW = 15.0 / 1_000_000  # beyond the fixed reserve's share for the report (its floor_s)
 MIN_SAMPLE_ROWS = 1000  # the smallest sample a fallback refit uses
+# A refit predicted under this is done on all rows even past the plan: any fallback would save less
+# than that and drop data (kershaw at 60 s: a 0.12 s refit became a 1,000-row sample of 2,551 rows).
+REFIT_GRACE_S = 0.5
 
 
 def scaled_seconds(seconds: float, rows_from: float, rows_to: float) -> float:
@@ -132,7 +136,7 @@ def within_clock(ctx: TrialContext, info: ProblemInfo, spec: SelectSpec, choice:
                             "rows": refit_rows(ctx, name), "fold_rows": int(fold_rows(ctx, name)), "scaling": SCALING,
                             "decision": "refit on all rows" if refit_rows(ctx, name) == n else
                             f"refit on {refit_rows(ctx, name)} rows (the memory plan)"}
-    if need <= left:
+    if need <= max(left, REFIT_GRACE_S):
         return None, plan
     best = trials.best_id
     choice.selection = None  # an ensemble's members would not be refit in time either
@@ -169,7 +173,7 @@ def fallback_refit_rows(ctx: TrialContext, name: str, fit_s: float, deadline: fl
     plan: Dict[str, Any] = {"predicted_refit_s": round(need, 2), "time_left_s": round(left, 2), "rows": rows,
                             "fold_rows": int(fold_rows(ctx, name)), "scaling": SCALING,
                             "decision": "refit on all rows" if rows == n else f"refit on {rows} rows (the memory plan)"}
-    if need > left:
+    if need > max(left, REFIT_GRACE_S):
         rows = max(min(MIN_SAMPLE_ROWS, rows), rows_within(ctx, fit_s, left, name))
         plan.update(decision=f"a refit on a sample of {rows} of the {n} rows", sample_rows=rows)
     return rows, plan
