@@ -10,7 +10,9 @@ the same number of folds, the same shuffles for all of them, and ranked by their
 over all ``1 + repeats`` splits.
 
 It runs only what fits in its time: configurations in leaderboard order, each with all its
-repeats, in threads of this process (scikit-learn's and XGBoost's fits release the GIL); the
+repeats, in threads of this process (scikit-learn's and XGBoost's fits release the GIL), and one
+whose fits run slower than its trial's ``fit_s`` promised is given up at the time limit, after
+at most one more fold; the
 longest fully re-scored prefix of the leaderboard (at least two) is re-ordered, the rest keep
 the search's order below it. The leaderboard shows both scores (``objective`` from the search,
 ``rerank_objective`` and ``rerank_splits`` from here).
@@ -51,11 +53,15 @@ def repeat_folds(ctx: TrialContext, repeats: int) -> List[List[Tuple[np.ndarray,
             for r in range(1, repeats + 1)]
 
 
+class OutOfTime(Exception):
+    """A re-scoring passed its time limit (``split_scores``'s ``until``)."""
+
+
 def split_scores(ctx: TrialContext, candidate: str, params: Dict[str, Any],
-                 splits: List[List[Tuple[np.ndarray, np.ndarray]]]) -> List[float]:
+                 splits: List[List[Tuple[np.ndarray, np.ndarray]]], until: Optional[float] = None) -> List[float]:
     """The configuration's objective on each split (each split's out-of-fold predictions scored
     as a trial's are: boosting stops early on each fold, binary f1 / balanced accuracy at the
-    tuned threshold)."""
+    tuned threshold). Raises ``OutOfTime`` after the first fold that ends past ``until``."""
     cand = ctx.candidates[candidate]
     template = build_pipeline(cand, params, ctx.column_types, ctx.problem_type, ctx.seed)
     shape = (len(ctx.y),) if ctx.problem_type == "regression" else (len(ctx.y), ctx.n_classes)
@@ -68,6 +74,8 @@ def split_scores(ctx: TrialContext, candidate: str, params: Dict[str, Any],
             pipe, _ = fit_fold(template, cand.algorithm, ctx.X.iloc[tr], ctx.y[tr], ctx.X.iloc[va], ctx.y[va],
                                ctx.weights_of(tr), ctx.weights_of(va))
             oof[va] = predict_matrix(pipe, ctx.X.iloc[va], ctx.problem_type, ctx.n_classes)
+            if until is not None and time.time() > until:
+                raise OutOfTime(f"past the re-rank's time limit after {len(scores)} of {len(splits)} split(s)")
         scores.append(objective_score(ctx.problem_type, ctx.metric, ctx.pos_index, ctx.y, oof, ctx.weights))
     return scores
 
@@ -121,7 +129,7 @@ def rerank(ctx: TrialContext, lb: pd.DataFrame, rows: List[Dict[str, Any]], grea
     def score_one(i: int) -> Optional[List[float]]:
         row = by_id[ids[i]]
         try:
-            return split_scores(ctx, row["candidate"], json.loads(row.get("params_json") or "{}"), splits)
+            return split_scores(ctx, row["candidate"], json.loads(row.get("params_json") or "{}"), splits, until)
         except Exception as exc:  # it completed in the search; if it fails now, it is left out
             log.debug("re-rank of %s failed: %s", ids[i], exc)
             return None
