@@ -155,6 +155,23 @@ def test_ensemble_of_forests_adds_up_to_its_probabilities(data):
     np.testing.assert_allclose(c.output(), ens.predict_proba(rows[FEATURES]), rtol=0, atol=TOL)
 
 
+def test_an_ensemble_of_exact_members_in_different_spaces_is_not_affordable_near_the_deadline(data):
+    """XGBoost (margin) and a forest (probability) each have an exact method, but not in one space:
+    the ensemble falls back to the agnostic estimate, so near the deadline it must not be started
+    (hotel_rates at 60 s: a 5 s attribution baseline began after the refit had used the budget)."""
+    import time
+
+    pytest.importorskip("shap", reason="forests use shap's TreeExplainer: pip install 'automl[explain]'")
+    df, y2, _, rows = data
+    members = [fitted("xgboost", df, y2, "binary", {"n_estimators": 20, "max_depth": 3}),
+               fitted("random_forest", df, y2, "binary", {"n_estimators": 15, "max_depth": 5})]
+    ex = Explainer(bundle(WeightedEnsemble(members, [0.5, 0.5], "binary", 2), "binary", ["no", "yes"]),
+                   background=df[FEATURES])
+    assert not ex.exact_available()
+    assert not ex.affordable(time.time() + 1.0) and ex.affordable(None)
+    assert not ex.contributions(rows.iloc[:2]).exact  # what exact_available foretold
+
+
 def test_other_models_get_the_agnostic_estimate_whose_additivity_is_exact(data):
     df, y2, _, rows = data
     pipe = fitted("knn", df, y2, "binary", {"n_neighbors": 7}, scale="standard")

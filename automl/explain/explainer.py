@@ -263,8 +263,13 @@ class Explainer:
         return table[self.columns].abs().mean().sort_values(ascending=False)
 
     def exact_available(self) -> bool:
-        """Whether every model in the pipeline (or ensemble) has an exact method (TreeSHAP, linear),
-        decided without running the costly agnostic estimate."""
+        """Whether the model is explained exactly (TreeSHAP, linear), decided without running the
+        costly agnostic estimate: every model in the pipeline (or ensemble) has an exact method and,
+        for an ensemble, its members' exact contributions on one background row share one space
+        (XGBoost's margin and a forest's probability do not add up: such an ensemble is explained
+        by the agnostic estimate)."""
+        if self._exact is not None:
+            return self._exact
         model = self.bundle.pipeline
         for pipe in (model.estimators if is_ensemble(model) else [model]):
             if not is_cast_pipeline(pipe):
@@ -272,6 +277,12 @@ class Explainer:
             final = pipe.steps[-1][1]
             if not has_exact_method(getattr(final, "regressor_", final)):
                 return False
+        if is_ensemble(model):
+            row = self.background()
+            if row is None or not len(row):
+                return True  # nothing to try the spaces on: contributions() finds out, on its own rows
+            self._exact = self._ensemble(model, row.iloc[:1]) is not None
+            return self._exact
         return True
 
     def affordable(self, deadline: Optional[float]) -> bool:
