@@ -102,6 +102,24 @@ def test_a_linear_binary_run_with_a_threshold_and_temperature_exports_with_parit
 
 
 @pytest.mark.slow
+def test_a_linear_run_on_the_spline_basis_exports_with_parity(tmp_path):
+    """preprocess.scale=spline (the linear portfolio's second point): the basis is rebuilt in the
+    graph from the knots; test rows beyond the training range check the constant extrapolation."""
+    pytest.importorskip("skl2onnx")
+    df = mixed_frame(300, seed=4, classes=2)
+    test = df.iloc[240:].copy()
+    test.loc[test.index[:3], "x1"] = [-9.0, 9.0, 0.0]  # outside the knots, and on the middle one
+    space = {**LINEAR_SPACE, "fixed": {"preprocess.scale": "spline"}}
+    cands = only("dpp1-linear")
+    cands["dpp1-linear"]["space"] = space
+    run = automl.fit(df.iloc[:240], target="y", output_dir=str(tmp_path / "run"), candidates=cands,
+                     budget={"time_limit_s": 20, "max_trials": 2}, search={"executor": "local", "ensemble": False},
+                     validation={"n_folds": 3, "rerank_top": 0})
+    assert "SplineExpand" in repr(run.model.pipeline)
+    export_and_compare(run, tmp_path, test)
+
+
+@pytest.mark.slow
 def test_a_step_without_a_conversion_is_one_line_naming_it(tmp_path, capsys):
     pytest.importorskip("skl2onnx")
     run = fit(tmp_path, mixed_frame(120, seed=3, classes=2), ("dpp5-svm",), budget_s=10, search={"ensemble": False})

@@ -21,7 +21,8 @@ from onnx import TensorProto, helper, numpy_helper
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, RobustScaler, StandardScaler, TargetEncoder
 
-from automl.candidates.processing import MISSING_TOKEN, NUMERIC_CLIP, CategoricalEncoder, FeatureCaster, SignedLog
+from automl.candidates.processing import (MISSING_TOKEN, NUMERIC_CLIP, CategoricalEncoder, FeatureCaster, SignedLog,
+                                          SplineExpand)
 from automl.errors import ExportError
 
 OPSET = 15  # the default ONNX domain (onnxmltools converts up to 15)
@@ -147,7 +148,39 @@ def scale(g: Graph, step: Any, x: str, path: str) -> str:
     if isinstance(step, SignedLog):  # sign(x) * log(1 + |x|)
         magnitude = g.op("Log", [g.op("Add", [g.op("Abs", [x]), g.const(1.0, np.float64)])])
         return g.op("Mul", [g.op("Sign", [x]), magnitude])
+    if isinstance(step, SplineExpand):
+        parts = [scale(g, step.scaler_, x, path)]
+        for j, knots, spline in zip(step.spline_columns_, step.knots_, step._splines()):
+            column = g.op("Gather", [x, g.const(np.asarray([j], dtype=np.int64))], axis=1)
+            parts.append(spline_basis(g, column, np.asarray(knots, dtype=float), spline.bsplines_[0]))
+        return g.concat(parts)
     raise unsupported(path, step)
+
+
+def spline_basis(g: Graph, x: str, knots: np.ndarray, bspline: Any) -> str:
+    """One column's B-spline basis (rows, basis) as SplineTransformer computes it with constant
+    extrapolation: the value clipped to the knots' range, then on its knot interval each basis
+    function is a polynomial in (x - the interval's left knot), evaluated by Horner's rule."""
+    from scipy.interpolate import BSpline, PPoly
+
+    n_basis, intervals = bspline.c.shape[1], len(knots) - 1
+    # coefs[m, p, i]: power (degree - p) coefficient of basis i on interval m (PPoly's order)
+    coefs = np.zeros((intervals, bspline.k + 1, n_basis))
+    for i in range(n_basis):
+        pp = PPoly.from_spline(BSpline(bspline.t, bspline.c[:, i], bspline.k))
+        first = int(np.searchsorted(pp.x, knots[0], side="right")) - 1
+        coefs[:, :, i] = pp.c[:, first:first + intervals].T
+    xc = g.op("Clip", [x, g.const(knots[0], np.float64), g.const(knots[-1], np.float64)])
+    # the interval: how many inner knots lie at or below the value (0 .. intervals - 1)
+    above = g.op("Cast", [g.op("GreaterOrEqual", [xc, g.const(knots[1:-1].reshape(1, -1))])], to=TensorProto.INT64)
+    index = g.op("ReduceSum", [above, g.const(np.asarray([1], dtype=np.int64))], keepdims=0)  # (rows,)
+    d = g.op("Sub", [xc, g.op("Gather", [g.const(knots[:-1].reshape(-1, 1)), index], axis=0)])  # (rows, 1)
+    table = g.op("Gather", [g.const(coefs), index], axis=0)  # (rows, degree + 1, basis)
+    out = None
+    for p in range(bspline.k + 1):
+        c = g.op("Gather", [table, g.const(np.asarray(p, dtype=np.int64))], axis=1)  # (rows, basis)
+        out = c if out is None else g.op("Add", [g.op("Mul", [out, d]), c])
+    return out
 
 
 def _categories(enc: Any, n: int, path: str) -> List[List[Any]]:
