@@ -66,8 +66,9 @@ def test_grid_and_choice_never_open_a_test_file(tmp_path):
     rows = [json.loads(line) for line in grid.read_text().splitlines()]
     assert {r["dataset"] for r in rows} == {"bin", "reg"}
     assert all(r["status"] == "completed" and r["n_rows"] <= 150 for r in rows)
-    # portfolio (2 entries) + init + 2 random draws, the same configurations on both datasets
-    assert len([r for r in rows if r["dataset"] == "bin"]) == 5
+    # the linear portfolio's entries + init + 2 random draws, the same configurations on both datasets
+    portfolio = yaml.safe_load((ROOT / "search_spaces" / "linear.yaml").read_text())["portfolio"]
+    assert len([r for r in rows if r["dataset"] == "bin"]) == len(portfolio) + 3
     again = guarded(["grid", "--suite", suite, "--algorithms", "linear", "--configs", "2", "--grid", grid], tmp_path)
     assert again.returncode == 0 and len(grid.read_text().splitlines()) == len(rows)  # resumes, adds nothing
     chosen = guarded(["choose", "--grid", grid, "--size", "3"], tmp_path)
