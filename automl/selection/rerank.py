@@ -53,15 +53,11 @@ def repeat_folds(ctx: TrialContext, repeats: int) -> List[List[Tuple[np.ndarray,
             for r in range(1, repeats + 1)]
 
 
-class OutOfTime(Exception):
-    """A re-scoring passed its time limit (``split_scores``'s ``until``)."""
-
-
 def split_scores(ctx: TrialContext, candidate: str, params: Dict[str, Any],
                  splits: List[List[Tuple[np.ndarray, np.ndarray]]], until: Optional[float] = None) -> List[float]:
     """The configuration's objective on each split (each split's out-of-fold predictions scored
     as a trial's are: boosting stops early on each fold, binary f1 / balanced accuracy at the
-    tuned threshold). Raises ``OutOfTime`` after the first fold that ends past ``until``."""
+    tuned threshold). Raises ``TimeoutError`` after the first fold that ends past ``until``."""
     cand = ctx.candidates[candidate]
     template = build_pipeline(cand, params, ctx.column_types, ctx.problem_type, ctx.seed)
     shape = (len(ctx.y),) if ctx.problem_type == "regression" else (len(ctx.y), ctx.n_classes)
@@ -75,7 +71,7 @@ def split_scores(ctx: TrialContext, candidate: str, params: Dict[str, Any],
                                ctx.weights_of(tr), ctx.weights_of(va))
             oof[va] = predict_matrix(pipe, ctx.X.iloc[va], ctx.problem_type, ctx.n_classes)
             if until is not None and time.time() > until:
-                raise OutOfTime(f"past the re-rank's time limit after {len(scores)} of {len(splits)} split(s)")
+                raise TimeoutError(f"past the re-rank's time limit after {len(scores)} of {len(splits)} split(s)")
         scores.append(objective_score(ctx.problem_type, ctx.metric, ctx.pos_index, ctx.y, oof, ctx.weights))
     return scores
 
