@@ -172,6 +172,50 @@ def test_an_ensemble_of_exact_members_in_different_spaces_is_not_affordable_near
     assert not ex.contributions(rows.iloc[:2]).exact  # what exact_available foretold
 
 
+@pytest.fixture(scope="module")
+def slow_forest():
+    """Extra trees grown to one row per leaf on noise labels, 4 classes: TreeSHAP takes ~50 ms a row
+    here (a fitted run's forest on hpc ~0.1 s: 500 training rows are a minute of attribution)."""
+    pytest.importorskip("shap", reason="forests use shap's TreeExplainer: pip install 'automl[explain]'")
+    df = make_binary_frame(1500, seed=3)
+    y = np.random.default_rng(0).integers(0, 4, len(df))
+    pipe = fitted("extra_trees", df, y, "multiclass", {"n_estimators": 300, "min_samples_leaf": 1, "max_features": 1.0})
+    return bundle(pipe, "multiclass", ["a", "b", "c", "d"]), df[FEATURES]
+
+
+def test_the_attribution_baseline_of_a_slow_exact_model_is_skipped_past_the_deadline(slow_forest, tmp_path):
+    """An exact method is not always cheap: past the deadline, a forest whose TreeSHAP cannot explain
+    enough rows in the grace left is not explained at fit time (kershaw, leaf, hpc at 60 s: 6-14 s
+    between summary.json and the exit with an extra-trees model); `automl monitor` builds the file."""
+    import time
+
+    from automl.monitor.attribution import ATTRIBUTION_ROWS, write_attribution_baseline
+    from automl.rundir.layout import ATTRIBUTIONS_FILE
+
+    model, X = slow_forest
+    assert not write_attribution_baseline(str(tmp_path), {}, model, X, deadline=time.time() - 1.0)
+    assert not (tmp_path / ATTRIBUTIONS_FILE).exists()
+    # sized to the time: fewer rows than asked when each costs tens of milliseconds, all with no limit
+    ex = Explainer(model, background=X)
+    assert 1 <= ex.rows_within_budget(X, ATTRIBUTION_ROWS, exact_budget_s=1.0) < ATTRIBUTION_ROWS
+    assert ex.rows_within_budget(X, ATTRIBUTION_ROWS) == ATTRIBUTION_ROWS
+
+
+def test_a_cheap_exact_model_still_gets_its_attribution_baseline_past_the_deadline(data, tmp_path):
+    import json
+    import time
+
+    from automl.monitor.attribution import ATTRIBUTION_ROWS, write_attribution_baseline
+    from automl.rundir.layout import ATTRIBUTIONS_FILE
+
+    df, y2, _, _ = data
+    pipe = fitted("xgboost", df, y2, "binary", {"n_estimators": 30, "max_depth": 3})
+    assert write_attribution_baseline(str(tmp_path), {}, bundle(pipe, "binary", ["no", "yes"]), df[FEATURES],
+                                      deadline=time.time() - 1.0)
+    doc = json.loads((tmp_path / ATTRIBUTIONS_FILE).read_text())
+    assert doc["exact"] and doc["n_rows"] == min(ATTRIBUTION_ROWS, len(df))
+
+
 def test_other_models_get_the_agnostic_estimate_whose_additivity_is_exact(data):
     df, y2, _, rows = data
     pipe = fitted("knn", df, y2, "binary", {"n_neighbors": 7}, scale="standard")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ BACKGROUND_ROWS = 100  # training rows kept as the background (linear means; the
 AGNOSTIC_BUDGET = 200_000  # predictions the agnostic estimate may spend on one batch of explained rows
 AGNOSTIC_MIN_LEFT_S = 15.0  # a fit explains a model without an exact method only with this much budget left
 AGNOSTIC_BUDGET_S = 5.0  # and seconds (fit-time baseline, report, a monitored batch): an SVM on digits ~2 rows/s
+PROBE_ROWS = 4  # rows of the second warm call that sizes an exact explanation to a time budget
 BASE_COLUMN, CLASS_COLUMN = "base_value", "class"
 SPACES = {MARGIN: "margin (log-odds; per-class logits for multiclass)", PROBABILITY: "probability",
           VALUE: "predicted value", "log_target": "signed log1p of the target (target_transform=log)"}
@@ -84,6 +85,7 @@ class Explainer:
         self._groups: Dict[tuple, np.ndarray] = {}
         self._exact: Optional[bool] = None
         self._row_s: Optional[float] = None  # seconds per row of the agnostic estimate, last measured
+        self._exact_cost: Optional[Tuple[float, float]] = None  # an exact method's (per call, per row) seconds
 
     @property
     def columns(self) -> List[str]:
@@ -294,17 +296,42 @@ class Explainer:
         methods always do; the agnostic estimate needs ``AGNOSTIC_MIN_LEFT_S`` seconds left."""
         return deadline is None or self.exact_available() or deadline - time.time() >= AGNOSTIC_MIN_LEFT_S
 
-    def rows_within_budget(self, df: pd.DataFrame, limit: int, budget_s: float = AGNOSTIC_BUDGET_S) -> int:
-        """How many rows of ``df`` to explain: ``limit``, fewer for the agnostic estimate, whose cost
-        grows with rows x orders x background rows x columns: as many as one row's time (measured
-        on the first row) fits in ``budget_s`` seconds, and at most ``AGNOSTIC_BUDGET`` predictions."""
+    def rows_within_budget(self, df: pd.DataFrame, limit: int, budget_s: float = AGNOSTIC_BUDGET_S,
+                           exact_budget_s: Optional[float] = None) -> int:
+        """How many rows of ``df`` to explain: ``limit``, fewer when time is short. The agnostic
+        estimate, whose cost grows with rows x orders x background rows x columns: as many as one
+        row's time (measured on the first row) fits in ``budget_s`` seconds, and at most
+        ``AGNOSTIC_BUDGET`` predictions. An exact method: as many as fit in ``exact_budget_s``
+        seconds (None: no limit) by :meth:`exact_cost` (a big forest's TreeSHAP takes ~0.1 s a row)."""
         if self._exact is None:
             self.contributions(df.iloc[:1])
+        n = int(min(limit, len(df)))
         if self._exact:
-            return int(min(limit, len(df)))
+            if exact_budget_s is None or n <= 1:
+                return n
+            per_call_s, per_row_s = self.exact_cost(df)
+            return int(max(1, min(n, (exact_budget_s - per_call_s) // per_row_s)))
         per_row = self.n_permutations * N_BACKGROUND * (len(self.columns) + 1)
         per_row_s = max(1e-6, self._row_s or 0.0)
-        return int(max(1, min(limit, len(df), AGNOSTIC_BUDGET // per_row, budget_s // per_row_s)))
+        return int(max(1, min(n, AGNOSTIC_BUDGET // per_row, budget_s // per_row_s)))
+
+    def exact_cost(self, df: pd.DataFrame) -> Tuple[float, float]:
+        """Seconds an exact explanation takes per call and per row, from two warm calls on the first
+        row and on the first ``PROBE_ROWS`` rows of ``df`` (measured once per explainer: an
+        ensemble's members cost per call, a deep forest per row)."""
+        if self._exact_cost is None:
+            k = min(PROBE_ROWS, len(df))
+            one = _seconds(lambda: self.contributions(df.iloc[:1]))
+            many = _seconds(lambda: self.contributions(df.iloc[:k])) if k > 1 else 2 * one
+            per_row_s = max(1e-7, (many - one) / max(1, k - 1))
+            self._exact_cost = (max(0.0, one - per_row_s), per_row_s)
+        return self._exact_cost
+
+
+def _seconds(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
 
 
 def _is_linear(model: Any) -> bool:

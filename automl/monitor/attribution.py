@@ -25,13 +25,27 @@ from automl.rundir.layout import ATTRIBUTIONS_FILE
 
 log = logging.getLogger(__name__)
 
-ATTRIBUTION_ROWS = 500  # training rows (at most; fewer for the agnostic estimate: Explainer.rows_within_budget)
+ATTRIBUTION_ROWS = 500  # training rows (at most; fewer when time is short: Explainer.rows_within_budget)
 FORMAT_VERSION = 1
+# At fit time an exact method explains as many rows as fit before the deadline less REPORT_S (the
+# report comes next), and at least EXACT_GRACE_S (a linear model or XGBoost does 500 rows in
+# milliseconds); a baseline of fewer than EXACT_MIN_ROWS rows is not written: `automl monitor`
+# builds it unhurried. A deep forest's TreeSHAP takes ~0.1 s a row (hpc, kershaw, leaf at 60 s).
+REPORT_S = 2.0
+EXACT_GRACE_S = 0.5
+EXACT_MIN_ROWS = 50
 
 
-def attribution_summary(explainer: Explainer, df: pd.DataFrame, max_rows: int, seed: int = 0) -> Dict[str, Any]:
-    """Mean |contribution| per feature over up to ``max_rows`` rows of ``df`` (a seeded sample)."""
-    n = explainer.rows_within_budget(df, max_rows)
+def exact_budget_s(deadline: Optional[float]) -> Optional[float]:
+    """Seconds exact attributions may take at fit time (None: no deadline, no limit)."""
+    return None if deadline is None else max(EXACT_GRACE_S, deadline - time.time() - REPORT_S)
+
+
+def attribution_summary(explainer: Explainer, df: pd.DataFrame, max_rows: int, seed: int = 0,
+                        exact_budget: Optional[float] = None) -> Dict[str, Any]:
+    """Mean |contribution| per feature over up to ``max_rows`` rows of ``df`` (a seeded sample);
+    ``exact_budget``: seconds an exact method may take (:func:`exact_budget_s`)."""
+    n = explainer.rows_within_budget(df, max_rows, exact_budget_s=exact_budget)
     rows = df.sample(n=n, random_state=seed) if len(df) > n else df
     table = explainer.frame(rows)
     means = table[explainer.columns].abs().mean()
@@ -47,11 +61,14 @@ def write_attribution_baseline(out: str, so: Dict[str, Any], bundle: Any, X: pd.
     started = time.time()
     try:
         explainer = Explainer(bundle, background=X)
-        if not explainer.affordable(deadline):
-            log.debug("%s skipped to keep the budget (no exact method for this model); `automl monitor` "
-                      "builds it when attribution_drift_check is enabled", ATTRIBUTIONS_FILE)
+        budget = exact_budget_s(deadline)
+        if not explainer.affordable(deadline) or (
+                budget is not None and explainer.rows_within_budget(X, max_rows, exact_budget_s=budget)
+                < min(EXACT_MIN_ROWS, max_rows, len(X))):
+            log.debug("%s skipped to keep the budget (no exact method, or too slow a one, for the time left); "
+                      "`automl monitor` builds it when attribution_drift_check is enabled", ATTRIBUTIONS_FILE)
             return False
-        doc = _baseline_doc(explainer, X, max_rows, bundle.trial_id)
+        doc = _baseline_doc(explainer, X, max_rows, bundle.trial_id, budget)
         art.write_json(art.join(out, ATTRIBUTIONS_FILE), doc, so)
     except Exception as exc:  # monitoring must never break training
         log.warning("could not write %s (%s: %s); `automl monitor` builds it when attribution_drift_check "
@@ -62,9 +79,10 @@ def write_attribution_baseline(out: str, so: Dict[str, Any], bundle: Any, X: pd.
     return True
 
 
-def _baseline_doc(explainer: Explainer, X: pd.DataFrame, max_rows: int, trial_id: Any) -> Dict[str, Any]:
+def _baseline_doc(explainer: Explainer, X: pd.DataFrame, max_rows: int, trial_id: Any,
+                  exact_budget: Optional[float] = None) -> Dict[str, Any]:
     return {"version": FORMAT_VERSION, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "trial_id": str(trial_id), **attribution_summary(explainer, X, max_rows)}
+            "trial_id": str(trial_id), **attribution_summary(explainer, X, max_rows, exact_budget=exact_budget)}
 
 
 def read_attribution_baseline(run_dir: str, so: Optional[Dict[str, Any]] = None) -> Optional[Dict[str, Any]]:

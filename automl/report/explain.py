@@ -115,15 +115,17 @@ LOCAL_FEATURES = 8  # contributions drawn per local explanation
 SUMMARY_FEATURES = 20  # features in the mean |contribution| plot
 
 
-def _global_attributions(out: str, so: Dict[str, Any], df: pd.DataFrame, bundle: Any, explainer: Any) -> Dict[str, Any]:
+def _global_attributions(out: str, so: Dict[str, Any], df: pd.DataFrame, bundle: Any, explainer: Any,
+                         deadline: Optional[float] = None) -> Dict[str, Any]:
     """Mean |contribution| per feature: the run's ``baseline/attributions.json`` when it is the chosen
-    model's, else computed here on the same number of training rows."""
-    from automl.monitor.attribution import ATTRIBUTION_ROWS, attribution_summary, read_attribution_baseline
+    model's, else computed here on the same number of training rows, or as many as ``deadline`` allows."""
+    from automl.monitor.attribution import (ATTRIBUTION_ROWS, attribution_summary, exact_budget_s,
+                                            read_attribution_baseline)
 
     doc = read_attribution_baseline(out, so)
     if doc and str(doc.get("trial_id")) == str(bundle.trial_id) and doc.get("features"):
         return doc
-    return attribution_summary(explainer, df, ATTRIBUTION_ROWS)
+    return attribution_summary(explainer, df, ATTRIBUTION_ROWS, exact_budget=exact_budget_s(deadline))
 
 
 def worst_rows(y: np.ndarray, pred: Optional[np.ndarray], problem_type: str, n: int = MAX_LOCAL_ROWS) -> List[int]:
@@ -195,7 +197,7 @@ def _explanations_body(ctx: "ReportContext", img: Any) -> str:
         return ('<p class="note">Explanations skipped to keep the run within its budget: this model has no '
                 "exact method and the agnostic estimate takes seconds per row. <code>run.explain(df)</code> "
                 "computes them; see docs/explain.md.</p>")
-    glob = _global_attributions(ctx.out, ctx.so, df, bundle, explainer)
+    glob = _global_attributions(ctx.out, ctx.so, df, bundle, explainer, ctx.deadline)
     space = SPACES.get(glob["space"], glob["space"])
     figs = [(img(summary_figure(glob["features"], glob["space"]), "shap summary"),
              f"Mean |contribution| over {glob['n_rows']:,} training rows: {glob['method']}; output space: {space}.")]
