@@ -33,7 +33,7 @@ BACKGROUND_ROWS = 100  # training rows kept as the background (linear means; the
 AGNOSTIC_BUDGET = 200_000  # predictions the agnostic estimate may spend on one batch of explained rows
 AGNOSTIC_MIN_LEFT_S = 15.0  # a fit explains a model without an exact method only with this much budget left
 AGNOSTIC_BUDGET_S = 5.0  # and seconds (fit-time baseline, report, a monitored batch): an SVM on digits ~2 rows/s
-PROBE_ROWS = 4  # rows of the second warm call that sizes an exact explanation to a time budget
+PROBE_ROWS = 16  # rows of the second warm call that sizes an exact explanation to a time budget
 BASE_COLUMN, CLASS_COLUMN = "base_value", "class"
 SPACES = {MARGIN: "margin (log-odds; per-class logits for multiclass)", PROBABILITY: "probability",
           VALUE: "predicted value", "log_target": "signed log1p of the target (target_transform=log)"}
@@ -86,6 +86,7 @@ class Explainer:
         self._exact: Optional[bool] = None
         self._row_s: Optional[float] = None  # seconds per row of the agnostic estimate, last measured
         self._exact_cost: Optional[Tuple[float, float]] = None  # an exact method's (per call, per row) seconds
+        self._first_s: Optional[float] = None  # the first exact call's seconds: the explainers' set-up and one row
 
     @property
     def columns(self) -> List[str]:
@@ -284,7 +285,9 @@ class Explainer:
             if row is None or not len(row):
                 return True  # nothing to try the spaces on: contributions() finds out, on its own rows
             try:
+                started = time.process_time()  # as _seconds
                 self._exact = self._ensemble(model, row[self.columns].iloc[:1]) is not None
+                self._first_s = time.process_time() - started
             except Exception as exc:  # taken as not exact: near the deadline the explanation is skipped
                 log.debug("exact contributions failed on one background row (%s)", exc)
                 self._exact = False
@@ -304,34 +307,45 @@ class Explainer:
         ``AGNOSTIC_BUDGET`` predictions. An exact method: as many as fit in ``exact_budget_s``
         seconds (None: no limit) by :meth:`exact_cost` (a big forest's TreeSHAP takes ~0.1 s a row)."""
         if self._exact is None:
-            self.contributions(df.iloc[:1])
+            first = _seconds(lambda: self.contributions(df.iloc[:1]))
+            self._first_s = first if self._exact else None
         n = int(min(limit, len(df)))
         if self._exact:
             if exact_budget_s is None or n <= 1:
                 return n
-            per_call_s, per_row_s = self.exact_cost(df)
+            if self._first_s is not None and self._first_s >= exact_budget_s:
+                return 1  # one row (with the set-up) took the time already: timing more rows would not fit
+            per_call_s, per_row_s = self.exact_cost(df, exact_budget_s)
             return int(max(1, min(n, (exact_budget_s - per_call_s) // per_row_s)))
         per_row = self.n_permutations * N_BACKGROUND * (len(self.columns) + 1)
         per_row_s = max(1e-6, self._row_s or 0.0)
         return int(max(1, min(n, AGNOSTIC_BUDGET // per_row, budget_s // per_row_s)))
 
-    def exact_cost(self, df: pd.DataFrame) -> Tuple[float, float]:
-        """Seconds an exact explanation takes per call and per row, from two warm calls on the first
-        row and on the first ``PROBE_ROWS`` rows of ``df`` (measured once per explainer: an
-        ensemble's members cost per call, a deep forest per row)."""
+    def exact_cost(self, df: pd.DataFrame, budget_s: Optional[float] = None) -> Tuple[float, float]:
+        """Seconds an exact explanation takes per call and per row, from warm calls on the first row
+        and on the first k rows of ``df`` (measured once per explainer: an ensemble's members cost
+        per call, a deep forest per row): k is ``PROBE_ROWS``, fewer when the one-row call shows that
+        k rows would take over half of ``budget_s``; under 2, all of one row's time counts per row."""
         if self._exact_cost is None:
-            k = min(PROBE_ROWS, len(df))
             one = _seconds(lambda: self.contributions(df.iloc[:1]))
-            many = _seconds(lambda: self.contributions(df.iloc[:k])) if k > 1 else 2 * one
-            per_row_s = max(1e-7, (many - one) / max(1, k - 1))
-            self._exact_cost = (max(0.0, one - per_row_s), per_row_s)
+            k = min(PROBE_ROWS, len(df))
+            if budget_s is not None:
+                k = min(k, int(budget_s / 2 / max(one, 1e-9)))
+            if k < 2:
+                self._exact_cost = (0.0, max(1e-7, one))
+            else:
+                many = _seconds(lambda: self.contributions(df.iloc[:k]))
+                per_row_s = max(1e-7, (many - one) / (k - 1))
+                self._exact_cost = (max(0.0, one - per_row_s), per_row_s)
         return self._exact_cost
 
 
 def _seconds(fn: Callable[[], Any]) -> float:
-    started = time.perf_counter()
+    """CPU seconds of ``fn()`` (all threads): a descheduled moment on a busy machine does not count,
+    so a fast model's few-millisecond calls are not mistaken for a slow one."""
+    started = time.process_time()
     fn()
-    return time.perf_counter() - started
+    return time.process_time() - started
 
 
 def _is_linear(model: Any) -> bool:
