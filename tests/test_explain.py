@@ -217,6 +217,23 @@ def test_sizing_an_exact_explanation_stops_when_one_row_already_took_the_time(sl
     assert explained == [1]
 
 
+def test_the_report_skips_explanations_of_a_slow_exact_model_past_the_deadline(slow_forest, tmp_path):
+    """The report's SHAP section explains its summary rows and three local rows: with a model at tens
+    of milliseconds a row (seconds for hotel_rates' forest) and the deadline passed, it says so
+    instead of running on past the budget."""
+    import time
+
+    from automl.report.context import ReportContext
+    from automl.report.explain import _explanations_body
+
+    model, X = slow_forest
+    df = X.assign(y=np.random.default_rng(1).choice(["a", "b", "c", "d"], len(X)))
+    summary = {"target": "y", "metric": "accuracy", "problem_type": "multiclass", "classes": ["a", "b", "c", "d"],
+               "best": {"trial_id": "t1"}}
+    ctx = ReportContext(str(tmp_path), {}, summary, pd.DataFrame(), df, model, 0, time.time() - 1.0)
+    assert "skipped to keep the run within its budget" in _explanations_body(ctx, lambda fig, alt: "")
+
+
 def test_a_cheap_exact_model_still_gets_its_attribution_baseline_past_the_deadline(data, tmp_path):
     import json
     import time

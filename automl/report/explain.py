@@ -186,6 +186,19 @@ def explanations_section(ctx: "ReportContext") -> str:
     return section("Explanations", body, "explanations")
 
 
+def _exact_fits(explainer: Any, df: pd.DataFrame, deadline: Optional[float]) -> bool:
+    """Whether an exact method explains ``EXACT_MIN_ROWS`` rows (the summary's least) and the local
+    rows before ``deadline`` (or in the grace past it); always true without a deadline and for the
+    agnostic estimate (it has its own limits)."""
+    from automl.monitor.attribution import EXACT_GRACE_S, EXACT_MIN_ROWS
+
+    if deadline is None or not explainer.exact_available():
+        return True
+    wanted = min(len(df), EXACT_MIN_ROWS + MAX_LOCAL_ROWS)
+    budget = max(EXACT_GRACE_S, deadline - time.time())
+    return explainer.rows_within_budget(df, wanted, exact_budget_s=budget) >= wanted
+
+
 def _explanations_body(ctx: "ReportContext", img: Any) -> str:
     from automl.explain import BASE_COLUMN, CLASS_COLUMN, Explainer
     from automl.explain.explainer import SPACES
@@ -197,6 +210,10 @@ def _explanations_body(ctx: "ReportContext", img: Any) -> str:
         return ('<p class="note">Explanations skipped to keep the run within its budget: this model has no '
                 "exact method and the agnostic estimate takes seconds per row. <code>run.explain(df)</code> "
                 "computes them; see docs/explain.md.</p>")
+    if not _exact_fits(explainer, df, ctx.deadline):
+        return ('<p class="note">Explanations skipped to keep the run within its budget: this model\'s exact '
+                "method (TreeSHAP of a large forest) takes too long per row for the time left. "
+                "<code>run.explain(df)</code> computes them; see docs/explain.md.</p>")
     glob = _global_attributions(ctx.out, ctx.so, df, bundle, explainer, ctx.deadline)
     space = SPACES.get(glob["space"], glob["space"])
     figs = [(img(summary_figure(glob["features"], glob["space"]), "shap summary"),
