@@ -7,7 +7,9 @@ The select stage plans the final model's write from the trials' pickled sizes
 dump_model) followed by the audit of the file's types (untrusted_types). This fits an
 extra-trees classifier and a random forest on hpc (4 classes) and an extra-trees regressor on
 ames, with automl's default leaves (one row per leaf allowed), and prints per model and level the
-file size, the CPU seconds of the dump and of the audit, and both per pickled MB. CPU time
+file size, the CPU seconds of the dump and of the audit, and both per pickled MB and per tree;
+two forests of 500 trees on 500 noise rows (two levels deep, and full) separate the cost per tree
+from the cost per MB. CPU time
 (time.process_time) so that a loaded machine does not inflate it; a loaded core's wall is higher.
 """
 from __future__ import annotations
@@ -24,8 +26,12 @@ from common import DEFAULT_SUITE, load_suite  # noqa: E402
 
 
 def matrix(suite: Path, name: str, target: str):
+    import numpy as np
     import pandas as pd
 
+    if name == "noise":  # 500 rows, 5 columns, 4 random classes: each tree's cost apart from its size
+        rng = np.random.default_rng(0)
+        return rng.normal(size=(500, 5)), rng.integers(0, 4, 500)
     df = pd.read_csv(suite / name / "train.csv")
     y = df.pop(target)
     return pd.get_dummies(df, dummy_na=True).astype(float).fillna(0).to_numpy(), y
@@ -49,11 +55,13 @@ def main() -> int:
     suite, specs = Path(args.suite), load_suite(Path(args.suite))
     models = [("hpc", ExtraTreesClassifier(n_estimators=args.trees, max_features=0.5, random_state=0)),
               ("hpc", RandomForestClassifier(n_estimators=args.trees, random_state=0)),
-              ("ames", ExtraTreesRegressor(n_estimators=args.trees, max_features=0.5, random_state=0))]
-    print("| data | model | pickled MB | level | file MB | dump s | audit s | ms per pickled MB (dump + audit) |")
-    print("|---|---|---|---|---|---|---|---|")
+              ("ames", ExtraTreesRegressor(n_estimators=args.trees, max_features=0.5, random_state=0)),
+              ("noise", ExtraTreesClassifier(n_estimators=500, max_depth=2, random_state=0)),
+              ("noise", ExtraTreesClassifier(n_estimators=500, random_state=0))]
+    print("| data | model | trees | pickled MB | level | file MB | dump s | audit s | ms per pickled MB | ms per tree |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, model in models:
-        X, y = matrix(suite, name, specs[name]["target"])
+        X, y = matrix(suite, name, specs[name]["target"] if name in specs else "")
         model.fit(X, y)
         mb = len(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)) / 1e6
         for level in (int(v) for v in args.levels.split(",")):
@@ -61,8 +69,9 @@ def main() -> int:
             dump = cpu_seconds(lambda: box.update(data=sio.dumps(model, compression=zipfile.ZIP_DEFLATED,
                                                                   compresslevel=level)))
             audit = cpu_seconds(lambda: sio.get_untrusted_types(data=box["data"]))
-            print(f"| {name} | {type(model).__name__} | {mb:.1f} | {level} | {len(box['data']) / 1e6:.1f} | "
-                  f"{dump:.2f} | {audit:.2f} | {1000 * (dump + audit) / mb:.1f} |", flush=True)
+            print(f"| {name} | {type(model).__name__} | {model.n_estimators} | {mb:.1f} | {level} | "
+                  f"{len(box['data']) / 1e6:.1f} | {dump:.2f} | {audit:.2f} | {1000 * (dump + audit) / mb:.1f} | "
+                  f"{1000 * (dump + audit) / model.n_estimators:.2f} |", flush=True)
     return 0
 
 

@@ -19,6 +19,8 @@ import pickle
 import zipfile
 from typing import Any, Dict, List, Optional, Tuple
 
+import numpy as np
+
 from automl import artifacts as art
 from automl.errors import ArtifactError
 from automl.rundir.layout import LEGACY_MODEL_FILE, MODEL_FILE  # noqa: F401 (the format's file names)
@@ -90,6 +92,31 @@ LIBRARIES = ("automl", "scikit-learn", "xgboost", "skops", "python")  # versions
 
 
 COMPRESS_LEVEL = 1  # deflate's fastest: half the CPU of zlib's default 6, files 10-25% larger (forests)
+
+
+def model_parts(obj: Any) -> int:
+    """How many fitted sub-models ``obj`` holds that skops writes one by one (a forest's trees,
+    gradient boosting's stages, nested through pipelines and ensembles): each costs ~2.6 ms of CPU
+    to write and audit whatever its size (benchmarks/model_write.py). A booster kept as one blob
+    (XGBoost, LightGBM, CatBoost) counts 0."""
+    steps = getattr(obj, "steps", None)
+    if steps is not None:
+        return sum(model_parts(step) for _, step in steps)
+    total = 0
+    for attr in ("estimators", "estimators_", "regressor_", "_predictors"):
+        inner = getattr(obj, attr, None)
+        if inner is not None:
+            total += sum(1 + model_parts(item) for item in _flat(inner))
+    return total
+
+
+def _flat(value: Any) -> List[Any]:
+    """The objects in nested lists, tuples and object arrays (a pipeline is one object)."""
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        return [v for item in value.ravel() for v in _flat(item)]
+    if isinstance(value, (list, tuple)):
+        return [v for item in value for v in _flat(item)]
+    return [] if value is None or isinstance(value, (str, bytes)) else [value]
 
 
 def dump_model(obj: Any) -> bytes:

@@ -29,6 +29,7 @@ from automl.data.splits import fold_count, make_folds  # noqa: F401  (re-exporte
 from automl.metrics import THRESHOLD_METRICS, get_metric, score_all, tune_threshold, worst_value
 from automl.raystart import PACKAGE_DIR  # automl's own folder (a trial row's code_path)
 from automl.rundir.foldmodels import save_fold_models
+from automl.rundir.modelfile import model_parts
 from automl.rundir.layout import trial_oof_file
 
 EARLY_STOPPING_ROUNDS = 40
@@ -246,6 +247,7 @@ def evaluate(config: Dict[str, Any], ctx: TrialContext, trial_id: Optional[str] 
             "predict_ms_per_row": 1000 * predict_s / max(1, int(covered.sum())),
             "latency_ms_single_row": latency_ms(pipe, ctx.X, ctx.problem_type),
             "model_size_bytes": len(pickle.dumps(pipe, protocol=pickle.HIGHEST_PROTOCOL)),
+            "model_parts": model_parts(pipe),  # what the model file's write costs per part (selection/build.py)
             "threshold": threshold,
             "refit_params_json": json.dumps(refit_params(params, rounds), default=str),
         }

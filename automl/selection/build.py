@@ -74,6 +74,10 @@ class Trials:
         """The trial's fold model's size (pickled), 0 when not recorded."""
         return self._value(tid, "model_size_bytes")
 
+    def parts(self, tid: str) -> float:
+        """The parts skops writes one by one in the trial's model (a forest's trees), 0 when not recorded."""
+        return self._value(tid, "model_parts")
+
     def spec(self, tid: str, key: str = "refit_params_json") -> Tuple[str, Dict[str, Any]]:
         """(candidate name, params) of a trial: its refit params, or ``params_json`` as searched."""
         return self.by_id[tid]["candidate"], json.loads(self.by_id[tid].get(key) or "{}")
@@ -109,17 +113,21 @@ def train_share(ctx: TrialContext) -> float:
     return (k - 1) / k if k > 1 else len(ctx.folds[0][0]) / len(ctx.y)
 
 
-# Writing a model file: seconds per MB of the pickled model, the skops dump (deflate level 1) and
-# the audit of its types: 17-24 ms/MB of CPU for forests on hpc and ames (benchmarks/model_write.py;
-# deflate's default level took 32-39 ms/MB where 14 ms/MB was planned; hpc, seed 0, 60 s: a 12-member
-# ensemble written to a 30 MB file, summary.json at 63.6 s).
-SAVE_S_PER_MB = 0.025
+# Writing a model file (the skops dump at deflate level 1 and the audit of its types), in CPU
+# seconds: ~2.3-2.6 ms per part skops writes one by one (a forest's tree, a boosting stage) whatever
+# its size, plus ~7-11 ms per MB pickled (benchmarks/model_write.py: 500 two-level trees, 0.5 MB,
+# 1.17 s; 500 full trees, 38.6 MB, 1.44 s). The constants below over-predict 200-tree forests on
+# hpc and ames by 23-45%: the safe side.
+# A per-MB rate alone (14 ms/MB, then 25) missed hpc's 10 forests: 9.5 s to dump under cProfile.
+SAVE_S_PER_PART = 0.003
+SAVE_S_PER_MB = 0.012
 
 
-def save_seconds(ctx: TrialContext, fold_model_bytes: float) -> float:
-    """Predicted time to write a refit model whose fold model had ``fold_model_bytes``: trees grow
-    with the rows, so the size scales from a fold's training rows to all rows."""
-    return float(fold_model_bytes) / 1e6 / train_share(ctx) * SAVE_S_PER_MB
+def save_seconds(ctx: TrialContext, fold_model_bytes: float, parts: float = 0.0) -> float:
+    """Predicted time to write a refit model whose fold model had ``fold_model_bytes`` and
+    ``parts`` (rundir/modelfile.model_parts): trees grow with the rows, so the size scales from a
+    fold's training rows to all rows; their count does not."""
+    return float(parts) * SAVE_S_PER_PART + float(fold_model_bytes) / 1e6 / train_share(ctx) * SAVE_S_PER_MB
 
 
 def build_refit(ctx: TrialContext, info: ProblemInfo, spec: SelectSpec, choice: EnsembleChoice, trials: Trials,
@@ -136,7 +144,7 @@ def build_refit(ctx: TrialContext, info: ProblemInfo, spec: SelectSpec, choice: 
     parallel = max(1, min(os.cpu_count() or 1, len(members)))  # refits run on this machine
     specs = [trials.spec(t) for t, _ in members]
     # writing each member into the model file (forests grow to hundreds of MB) counts against the clock too
-    writes = [save_seconds(ctx, trials.size_bytes(t)) for t, _ in members]
+    writes = [save_seconds(ctx, trials.size_bytes(t), trials.parts(t)) for t, _ in members]
     fits = refit_within(lambda i: refit_one(ctx, specs[i]), estimates, deadline - 0.5, parallel, after=writes)
     kept = [(members[i][0], members[i][1], fits[i]) for i in sorted(fits)]
     ensemble_score = choice.selection.score

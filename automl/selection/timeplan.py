@@ -104,7 +104,8 @@ def post_search_seconds(ctx: TrialContext, rows: List[Dict[str, Any]], greater_i
         return floor_s
     best = (max if greater_is_better else min)(done, key=lambda r: float(r["objective"]))
     need = floor_s + refit_seconds(ctx, float(best["fit_s"]), name=best.get("candidate")) * REFIT_MARGIN \
-        + PUBLISH_S_PER_ROW * len(ctx.y) + save_seconds(ctx, float(best.get("model_size_bytes") or 0.0))
+        + PUBLISH_S_PER_ROW * len(ctx.y) + save_seconds(ctx, float(best.get("model_size_bytes") or 0.0),
+                                                                    float(best.get("model_parts") or 0.0))
     if ensemble and len(done) > 1:
         need += ensemble_seconds(ctx, len(done))
     return need
@@ -131,7 +132,7 @@ def within_clock(ctx: TrialContext, info: ProblemInfo, spec: SelectSpec, choice:
     now, plan)``. ``plan`` is summary.json's ``best.final_model.time_plan``."""
     n, name = len(ctx.y), trials.spec(first)[0]
     need = refit_seconds(ctx, trials.fit_s(first), name=name) * REFIT_MARGIN
-    left = deadline - time.time() - PUBLISH_S_PER_ROW * n - save_seconds(ctx, trials.size_bytes(first))
+    left = deadline - time.time() - PUBLISH_S_PER_ROW * n - save_seconds(ctx, trials.size_bytes(first), trials.parts(first))
     plan: Dict[str, Any] = {"predicted_refit_s": round(need, 2), "time_left_s": round(max(0.0, left), 2),
                             "rows": refit_rows(ctx, name), "fold_rows": int(fold_rows(ctx, name)), "scaling": SCALING,
                             "decision": "refit on all rows" if refit_rows(ctx, name) == n else

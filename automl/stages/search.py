@@ -71,7 +71,7 @@ def leaderboard_frame(rows: List[Dict[str, Any]], candidates: Dict[str, Candidat
                "status": row.get("status"), "objective": row.get("objective") if row.get("status") == "completed" else np.nan}
         for m in METRICS[info.problem_type]:
             rec[m] = row.get(f"metric_{m}", np.nan)
-        for k in ("fit_s", "predict_ms_per_row", "latency_ms_single_row", "model_size_bytes"):
+        for k in ("fit_s", "predict_ms_per_row", "latency_ms_single_row", "model_size_bytes", "model_parts"):
             rec[k] = row.get(k, np.nan)
         rec["error"] = row.get("error", "")
         rec["node_ip"], rec["node_id"] = row.get("node_ip", ""), row.get("node_id", "")  # where it ran
