@@ -154,18 +154,19 @@ def score(metric: str, y_true, labels, proba=None, positive=None) -> float:
 
 # ---------------------------------------------------------------- runs and records
 
-def run_tree_peak_rss(cmd: Sequence[str], env=None, log_path=None,
-                      timeout_s: Optional[float] = None) -> Tuple[int, float, float, str]:
+def run_tree_peak_rss(cmd: Sequence[str], env=None, log_path=None, timeout_s: Optional[float] = None,
+                      cwd=None) -> Tuple[int, float, float, str]:
     """Run a command; return (exit code, wall s, peak RSS GiB of its process tree, stderr tail).
 
     ``log_path``: also keep the whole stderr there. ``timeout_s``: kill the whole tree after this
-    long (exit code -9; a peer that never stops must not stall the suite).
+    long (exit code -9; a peer that never stops must not stall the suite). ``cwd``: where it runs
+    (a peer killed mid-run leaves its scratch there: FLAML's CatBoost writes catboost_<time>/).
     """
     import psutil
 
     start = time.time()
     with (open(log_path, "w+") if log_path else tempfile.TemporaryFile("w+")) as err:
-        proc = subprocess.Popen(list(cmd), stdout=subprocess.DEVNULL, stderr=err, env=env)
+        proc = subprocess.Popen(list(cmd), stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=cwd)
         ps = psutil.Process(proc.pid)
         peak = 0
         while proc.poll() is None:

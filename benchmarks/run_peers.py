@@ -125,7 +125,8 @@ def run_one(python: str, suite_dir: Path, name: str, spec: Dict[str, Any], syste
     job = {"system": system, "data": str(suite_dir / name), "spec": spec, "budget": budget, "seed": seed,
            "work": str(work), "result": str(work / "result.json")}
     cmd = [python, str(Path(__file__).resolve()), "--child", json.dumps(job)]
-    rc, wall, peak, tail = run_tree_peak_rss(cmd, log_path=work / "peer.log", timeout_s=kill_after * budget + 120)
+    rc, wall, peak, tail = run_tree_peak_rss(cmd, log_path=work / "peer.log", timeout_s=kill_after * budget + 120,
+                                             cwd=work)
     rec = {"system": system, "dataset": name, "group": spec["group"], "metric": spec["metric"], "score": None,
            "budget_s": budget, "wall_s": round(wall, 1), "error": None, "seed": seed,
            "peak_rss_gib": round(peak, 2), "best_model": None, "versions": None, **machine()}
@@ -170,7 +171,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.child:
         return child(json.loads(args.child))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    suite_dir = Path(args.suite)
+    suite_dir = Path(args.suite).resolve()  # the child runs in its scratch folder
     suite = load_suite(suite_dir)
     names = select(suite, args.datasets, args.group)
     skip = done_keys(Path(args.out)) if args.skip_done else set()
@@ -182,7 +183,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         log.info("skip %s on %s seed %s budget %s: already in %s", system, name, seed, budget, args.out)
                         continue
                     rec = run_one(args.python, suite_dir, name, suite[name], system, budget, seed, args.kill_after,
-                                  Path(args.workdir))
+                                  Path(args.workdir).resolve())
                     append_jsonl(Path(args.out), rec)
                     print(json.dumps(rec), flush=True)
     return 0
