@@ -203,8 +203,9 @@ def test_the_attribution_baseline_of_a_slow_exact_model_is_skipped_past_the_dead
 
 def test_sizing_an_exact_explanation_stops_when_one_row_already_took_the_time(slow_forest):
     """hotel_rates at 60 s: a 3-member ensemble with a deep regression forest needed seconds per row,
-    so timing 1 + 4 more rows to size the baseline would itself run far past the deadline: when the
-    first row (with the explainers' set-up) already took the budget, no row more is explained."""
+    so timing one more row and a probe of several to size the baseline would itself run far past
+    the deadline: when the first row (with the explainers' set-up) already took the budget, no row
+    more is explained."""
     model, X = slow_forest
     explained = []
 

@@ -285,9 +285,8 @@ class Explainer:
             if row is None or not len(row):
                 return True  # nothing to try the spaces on: contributions() finds out, on its own rows
             try:
-                started = time.process_time()  # as _seconds
-                self._exact = self._ensemble(model, row[self.columns].iloc[:1]) is not None
-                self._first_s = time.process_time() - started
+                tried, self._first_s = _timed(lambda: self._ensemble(model, row[self.columns].iloc[:1]))
+                self._exact = tried is not None
             except Exception as exc:  # taken as not exact: near the deadline the explanation is skipped
                 log.debug("exact contributions failed on one background row (%s)", exc)
                 self._exact = False
@@ -340,12 +339,16 @@ class Explainer:
         return self._exact_cost
 
 
-def _seconds(fn: Callable[[], Any]) -> float:
-    """CPU seconds of ``fn()`` (all threads): a descheduled moment on a busy machine does not count,
-    so a fast model's few-millisecond calls are not mistaken for a slow one."""
+def _timed(fn: Callable[[], Any]) -> Tuple[Any, float]:
+    """``fn()`` and its CPU seconds (all threads): a descheduled moment on a busy machine does not
+    count, so a fast model's few-millisecond calls are not mistaken for a slow one."""
     started = time.process_time()
-    fn()
-    return time.process_time() - started
+    value = fn()
+    return value, time.process_time() - started
+
+
+def _seconds(fn: Callable[[], Any]) -> float:
+    return _timed(fn)[1]
 
 
 def _is_linear(model: Any) -> bool:

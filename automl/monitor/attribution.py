@@ -36,9 +36,10 @@ EXACT_GRACE_S = 0.5
 EXACT_MIN_ROWS = 50
 
 
-def exact_budget_s(deadline: Optional[float]) -> Optional[float]:
-    """Seconds exact attributions may take at fit time (None: no deadline, no limit)."""
-    return None if deadline is None else max(EXACT_GRACE_S, deadline - time.time() - REPORT_S)
+def exact_budget_s(deadline: Optional[float], reserve_s: float = REPORT_S) -> Optional[float]:
+    """Seconds exact attributions may take at fit time (None: no deadline, no limit): until
+    ``reserve_s`` before the deadline (the report's share), and at least the grace."""
+    return None if deadline is None else max(EXACT_GRACE_S, deadline - time.time() - reserve_s)
 
 
 def attribution_summary(explainer: Explainer, df: pd.DataFrame, max_rows: int, seed: int = 0,

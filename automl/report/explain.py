@@ -190,12 +190,12 @@ def _exact_fits(explainer: Any, df: pd.DataFrame, deadline: Optional[float]) -> 
     """Whether an exact method explains ``EXACT_MIN_ROWS`` rows (the summary's least) and the local
     rows before ``deadline`` (or in the grace past it); always true without a deadline and for the
     agnostic estimate (it has its own limits)."""
-    from automl.monitor.attribution import EXACT_GRACE_S, EXACT_MIN_ROWS
+    from automl.monitor.attribution import EXACT_MIN_ROWS, exact_budget_s
 
     if deadline is None or not explainer.exact_available():
         return True
     wanted = min(len(df), EXACT_MIN_ROWS + MAX_LOCAL_ROWS)
-    budget = max(EXACT_GRACE_S, deadline - time.time())
+    budget = exact_budget_s(deadline, reserve_s=0.0)  # the report is what runs now
     return explainer.rows_within_budget(df, wanted, exact_budget_s=budget) >= wanted
 
 

@@ -132,7 +132,8 @@ def within_clock(ctx: TrialContext, info: ProblemInfo, spec: SelectSpec, choice:
     now, plan)``. ``plan`` is summary.json's ``best.final_model.time_plan``."""
     n, name = len(ctx.y), trials.spec(first)[0]
     need = refit_seconds(ctx, trials.fit_s(first), name=name) * REFIT_MARGIN
-    left = deadline - time.time() - PUBLISH_S_PER_ROW * n - save_seconds(ctx, trials.size_bytes(first), trials.parts(first))
+    left = deadline - time.time() - PUBLISH_S_PER_ROW * n \
+        - save_seconds(ctx, trials.size_bytes(first), trials.parts(first))
     plan: Dict[str, Any] = {"predicted_refit_s": round(need, 2), "time_left_s": round(max(0.0, left), 2),
                             "rows": refit_rows(ctx, name), "fold_rows": int(fold_rows(ctx, name)), "scaling": SCALING,
                             "decision": "refit on all rows" if refit_rows(ctx, name) == n else
