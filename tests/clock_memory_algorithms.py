@@ -36,3 +36,24 @@ def slow_per_row(problem_type, params, seed):
 
 def oversized(problem_type, params, seed):
     return Oversized()
+
+
+class BlasThreadsRecorder(DummyClassifier):
+    """Appends ``<pid> <rows> <BLAS threads>`` to the file ``$AUTOML_TEST_BLAS_LOG`` at every fit,
+    so a test sees how many BLAS threads each fit (a trial's fold, the final refit) ran with."""
+
+    def fit(self, X, y, sample_weight=None):
+        import os
+
+        from threadpoolctl import threadpool_info
+
+        import numpy  # noqa: F401 (loads numpy's BLAS)
+
+        threads = max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+        with open(os.environ["AUTOML_TEST_BLAS_LOG"], "a") as f:
+            f.write(f"{os.getpid()} {len(y)} {threads}\n")
+        return super().fit(X, y, sample_weight)
+
+
+def blas_recorder(problem_type, params, seed):
+    return BlasThreadsRecorder()

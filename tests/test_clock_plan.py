@@ -163,3 +163,36 @@ def test_the_model_write_is_planned_per_tree_not_only_per_megabyte():
     assert row["status"] == "completed", row.get("error")
     assert row["model_parts"] == 300
     assert save_seconds(ctx, row["model_size_bytes"], row["model_parts"]) >= 300 * SAVE_S_PER_PART >= 0.5
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: BLAS runs one thread anyway")
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_every_fit_runs_blas_on_one_thread_like_the_trials(tmp_path, executor):
+    """The refit's time is predicted from the trials' fold times, measured with one BLAS thread per
+    trial (Ray sets that in its workers). The final refit in the driver used every core's BLAS
+    thread: OpenBLAS on two threads fitted happiness' logistic regression 6x slower than on one
+    (3.0 s vs 0.5 s a fold), so a refit predicted at 0.8 s took 11 s and the run overran."""
+    make_binary_frame(400, seed=3).to_csv(tmp_path / "train.csv", index=False)
+    log = tmp_path / "blas.log"
+    (tmp_path / "space.yaml").write_text("# test-only: nothing to tune\nparams: {}\nportfolio:\n  - {}\n")
+    res = automl_cli("fit", f"data.path={tmp_path}/train.csv", "data.target=y", f"output_dir={tmp_path}/run",
+                     "candidates.include=[dpp1-linear]", "candidates.dpp1-linear.algorithm=clock_memory_algorithms:blas_recorder",
+                     f"candidates.dpp1-linear.search_space={tmp_path}/space.yaml", "budget.time_limit_s=30", "budget.max_trials=2", f"search.executor={executor}", "report=false",
+                     "notebooks=false", env={**_env(), "AUTOML_TEST_BLAS_LOG": str(log)}, cwd=str(tmp_path))
+    assert res.returncode == 0, res.stderr[-3000:]
+    fits = [line.split() for line in log.read_text().splitlines()]
+    assert any(int(rows) == 400 for _, rows, _ in fits), fits  # the final refit on all rows is among them
+    assert {int(threads) for _, _, threads in fits} == {1}, fits
+
+
+def test_the_exit_of_a_local_ray_is_kept_back_from_the_budget():
+    """The budget counts from process start to exit; stopping the Ray this process started takes
+    1.2-1.4 s after the last step (ray.shutdown waits for its raylet and GCS), so the steps end
+    that much earlier. A cluster (ray.address) or the local search has no such exit."""
+    from automl.config import compose_config
+    from automl.stages.search import EXIT_S, RAY_EXIT_S, exit_reserve_s
+
+    assert exit_reserve_s(compose_config(["budget.time_limit_s=60"])) == RAY_EXIT_S > EXIT_S
+    assert exit_reserve_s(compose_config(["budget.time_limit_s=60", "search.executor=local"])) == EXIT_S
+    assert exit_reserve_s(compose_config(["budget.time_limit_s=10"])) == EXIT_S  # below search.local_below_s
+    assert exit_reserve_s(compose_config(["budget.time_limit_s=60", "ray.address=ray://host:10001"])) == EXIT_S
