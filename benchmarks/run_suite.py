@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import statistics
 import subprocess
@@ -143,6 +144,10 @@ def _prune(run_dir: Path) -> None:
 
 
 def _commit() -> Optional[str]:
+    """The commit measured: this checkout's, or AUTOML_BENCH_COMMIT for a frozen tree without git
+    (benchmarks/side_by_side.sh sets it)."""
+    if os.environ.get("AUTOML_BENCH_COMMIT"):
+        return os.environ["AUTOML_BENCH_COMMIT"]
     r = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True).stdout.strip()

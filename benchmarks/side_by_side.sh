@@ -5,7 +5,8 @@
 #     bash benchmarks/side_by_side.sh COMMIT [BUDGET] [SEEDS] [PEER_SEEDS]
 #
 # COMMIT (or a directory holding a source tree) is exported with `git archive` to a frozen tree,
-# so this checkout can change while the suite runs. For each dataset of suite.yaml (or
+# so this checkout can change while the suite runs; the records name it (AUTOML_BENCH_COMMIT,
+# which a directory's run should set). For each dataset of suite.yaml (or
 # DATASETS="a b"): automl at every seed of SEEDS (default 0), then each peer at PEER_SEEDS
 # (default 0; "" runs no peers), the order of automl and the peers alternating per dataset.
 # Results: benchmarks/results/tmp/side-automl.jsonl and side-peers.jsonl (or AUTOML_OUT, PEERS_OUT),
@@ -22,6 +23,7 @@ mkdir -p "$(dirname "$AUTOML_OUT")" "$(dirname "$PEERS_OUT")"
 if [ -d "$COMMIT" ]; then
   TREE=$(cd "$COMMIT" && pwd)
 else
+  export AUTOML_BENCH_COMMIT=${AUTOML_BENCH_COMMIT:-$(git -C "$HERE" rev-parse --short "$COMMIT")}  # the tree has no git
   TREE=/tmp/automl-side-$COMMIT
   rm -rf "$TREE" && mkdir -p "$TREE"
   git -C "$HERE" archive "$COMMIT" | tar -x -C "$TREE"

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import automl_cli
 from automl.config import compose_config
-from automl.stages.search import MIN_RAY_SEARCH_S, RAY_START_SHARE, ray_fallback_reason
+from automl.stages.search import (MIN_RAY_SEARCH_S, RAY_START_EXPECTED_S, RAY_START_SHARE, ray_fallback_reason,
+                                  ray_not_worth_starting)
 
 
 def _cfg(*overrides: str):
@@ -34,15 +35,45 @@ def test_auto_leaves_ray_when_its_start_up_takes_over_a_quarter_of_the_budget_or
     assert ray_fallback_reason(_cfg(), start_s=12.7, search_left_s=1.0) == ""
 
 
+def test_auto_does_not_start_ray_when_its_usual_start_up_would_starve_the_search(monkeypatch):
+    """The fall-back above pays Ray's start-up and shutdown (4.7 s and 2 s at the median on 2
+    cores) before it leaves Ray: at 30 s, every suite run started Ray, then searched 9.8 s in forked
+    workers. The same rule, applied to Ray's usual start-up before starting it, goes to the
+    forked workers at once."""
+    import automl.stages.search as search_stage
+
+    monkeypatch.setattr(search_stage, "fork_is_safe", lambda warn=False: True)
+    starved = ray_not_worth_starting(_cfg(), search_left_s=13.5)
+    assert starved == (f"Ray's usual start-up ({RAY_START_EXPECTED_S:.1f} s) would leave the search "
+                       f"{13.5 - RAY_START_EXPECTED_S:.1f} s, less than 10 s")
+    assert ray_not_worth_starting(_cfg(), search_left_s=MIN_RAY_SEARCH_S + RAY_START_EXPECTED_S) == ""
+    assert ray_not_worth_starting(_cfg("search.executor=ray"), search_left_s=0.0) == ""
+    assert ray_not_worth_starting(_cfg("ray.address=auto"), search_left_s=0.0) == ""
+    monkeypatch.setattr(search_stage, "fork_is_safe", lambda warn=False: False)
+    assert ray_not_worth_starting(_cfg(), search_left_s=0.0) == ""
+
+
 @pytest.mark.slow
-def test_a_30_s_budget_with_ray_starting_slowly_ends_with_a_model_and_says_why(tmp_path):
-    """Ray's start-up is delayed by 9 s (more than a quarter of 30 s): the fit falls back to forked
+def test_a_30_s_budget_searches_without_starting_ray(tmp_path):
+    res = automl_cli("fit", "budget.time_limit_s=30", "budget.max_trials=4", f"output_dir={tmp_path}/run",
+                     cwd=str(tmp_path), timeout=240)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "would leave the search" in res.stderr and "ray ready" not in res.stderr, res.stderr[-3000:]
+    assert not (tmp_path / "run" / "logs" / "ray.log").exists()  # Ray never started
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert (tmp_path / "run" / "model.skops").is_file() and summary["test_score"] > 0.9
+    assert summary["fallback"] == (summary["n_trials_completed"] == 0)  # a loaded machine may finish no trial
+
+
+@pytest.mark.slow
+def test_a_40_s_budget_with_ray_starting_slowly_ends_with_a_model_and_says_why(tmp_path):
+    """Ray's start-up is delayed by 9 s (more than a quarter of 40 s): the fit falls back to forked
     workers, says so, and ends with a model (a searched one, unless the machine is so loaded that
     nothing of the budget is left for a search: then the fallback model, tests/test_fallback.py)."""
-    res = automl_cli("fit", "budget.time_limit_s=30", "budget.max_trials=4", f"output_dir={tmp_path}/run",
+    res = automl_cli("fit", "budget.time_limit_s=40", "budget.max_trials=4", f"output_dir={tmp_path}/run",
                      env={"AUTOML_RAY_START_DELAY_S": "9"}, cwd=str(tmp_path), timeout=240)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "more than 25% of the 30 s budget: searching without Ray (forked workers) instead" in res.stderr
+    assert "more than 25% of the 40 s budget: searching without Ray (forked workers) instead" in res.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert (tmp_path / "run" / "model.skops").is_file() and summary["test_score"] > 0.9
     assert summary["fallback"] == (summary["n_trials_completed"] == 0)

@@ -41,6 +41,9 @@ SEARCH_TEARDOWN_S = 0.5  # trials stop themselves at the search deadline; Tune t
 # than MIN_RAY_SEARCH_S (Tune's own set-up, 2-3 s here, would take much of it). See docs/search.md.
 RAY_START_SHARE = 0.25
 MIN_RAY_SEARCH_S = 10.0
+# Ray's start-up as it usually is here (median of 75 suite runs at 60 s on 2 cores, 3.3-7.2 s):
+# auto does not start Ray when this much would leave the search less than MIN_RAY_SEARCH_S.
+RAY_START_EXPECTED_S = 4.7
 # After "done in": the manifest, the staging folder's move, and stopping the Ray this process
 # started (ray.shutdown waits for its raylet and GCS to exit: 1.2-1.4 s of a 2.0-2.3 s gap from
 # "done in" to the process' end on 2 cores, 60 s runs of the suite); without Ray 0.1 s.
@@ -193,6 +196,21 @@ def ray_fallback_reason(cfg: DictConfig, start_s: float, search_left_s: float) -
     return ""
 
 
+def ray_not_worth_starting(cfg: DictConfig, search_left_s: float) -> str:
+    """Why search.executor=auto searches in forked workers without starting Ray ("" to start it):
+    ``ray_fallback_reason``'s rule applied to Ray's usual start-up (RAY_START_EXPECTED_S) before
+    paying it, and its shutdown at exit. ``search_left_s``: the search's time if it began now."""
+    from automl.search.local import can_fork
+
+    if cfg.search.executor != "auto" or cfg.ray.address or not can_fork(auto=True) or not fork_is_safe():
+        return ""
+    left = search_left_s - RAY_START_EXPECTED_S
+    if left < MIN_RAY_SEARCH_S:
+        return (f"Ray's usual start-up ({RAY_START_EXPECTED_S:.1f} s) would leave the search {max(0.0, left):.1f} s, "
+                f"less than {MIN_RAY_SEARCH_S:.0f} s")
+    return ""
+
+
 def start_executor(env: RunEnv, messages: str, local: bool) -> bool:
     """Start Ray unless ``local`` (use_local_search's choice), its own messages to the local file
     ``messages``; True for the local (forked) search. Ray's start-up, from the call to a usable
@@ -297,6 +315,12 @@ def search(env: RunEnv, prepared: Prepared, plan: Plan) -> SearchOutcome:
     cfg, info = env.cfg, prepared.info
     ctx = trial_context(env, prepared, plan)
     uses_ray = not use_local_search(cfg)
+    why = ray_not_worth_starting(cfg, env.deadline - time.time() - search_reserve_s(float(cfg.budget.time_limit_s))) \
+        if uses_ray else ""
+    if why:
+        log.info("%s: searching without Ray (forked workers)", why)
+        uses_ray = False
+        env.deadline += RAY_EXIT_S - EXIT_S  # no Ray to stop at exit (runner.exit_reserve_s kept its time)
     messages = ray_message_file() if uses_ray else ""
     try:
         local = start_executor(env, messages, not uses_ray)
