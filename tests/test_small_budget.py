@@ -37,14 +37,14 @@ def test_auto_leaves_ray_when_its_start_up_takes_over_a_quarter_of_the_budget_or
 
 def test_auto_does_not_start_ray_when_its_usual_start_up_would_starve_the_search(monkeypatch):
     """The fall-back above pays Ray's start-up and shutdown (4.7 s and 2 s at the median on 2
-    cores) before it leaves Ray: at 30 s, every suite run started Ray, then searched 9.8 s in forked
-    workers. The same rule, applied to Ray's usual start-up before starting it, goes to the
+    cores) before it leaves Ray: at 30 s, suite runs started Ray, then searched 9.8 s in forked
+    workers. The same rule, applied to Ray's expected start-up before starting it, goes to the
     forked workers at once."""
     import automl.stages.search as search_stage
 
     monkeypatch.setattr(search_stage, "fork_is_safe", lambda warn=False: True)
     starved = ray_not_worth_starting(_cfg(), search_left_s=13.5)
-    assert starved == (f"Ray's usual start-up ({RAY_START_EXPECTED_S:.1f} s) would leave the search "
+    assert starved == (f"Ray's expected start-up ({RAY_START_EXPECTED_S:.1f} s) would leave the search "
                        f"{13.5 - RAY_START_EXPECTED_S:.1f} s, less than 10 s")
     assert ray_not_worth_starting(_cfg(), search_left_s=MIN_RAY_SEARCH_S + RAY_START_EXPECTED_S) == ""
     assert ray_not_worth_starting(_cfg("search.executor=ray"), search_left_s=0.0) == ""
