@@ -180,13 +180,19 @@ def memory_folds(plan: Plan, prepared: Prepared, seed: int) -> Dict[str, list]:
                                   f"{c.name}: the memory plan") for c in plan.candidates if c.memory_train_rows}
 
 
+def _auto_may_fork(cfg: DictConfig) -> bool:
+    """Whether search.executor=auto may search in forked workers instead of Ray: on this machine
+    only (no ray.address), where forking is the norm and safe."""
+    from automl.search.local import can_fork
+
+    return cfg.search.executor == "auto" and not cfg.ray.address and can_fork(auto=True) and fork_is_safe()
+
+
 def ray_fallback_reason(cfg: DictConfig, start_s: float, search_left_s: float) -> str:
     """Why search.executor=auto leaves the Ray it started for forked workers ("" to keep Ray):
     on this machine only (no ray.address) where forking is the norm, when Ray's start-up took more
     than RAY_START_SHARE of the budget or left the search less than MIN_RAY_SEARCH_S."""
-    from automl.search.local import can_fork
-
-    if cfg.search.executor != "auto" or cfg.ray.address or not can_fork(auto=True) or not fork_is_safe():
+    if not _auto_may_fork(cfg):
         return ""
     budget = float(cfg.budget.time_limit_s)
     if start_s > RAY_START_SHARE * budget:
@@ -202,9 +208,7 @@ def ray_not_worth_starting(cfg: DictConfig, search_left_s: float) -> str:
     """Why search.executor=auto searches in forked workers without starting Ray ("" to start it):
     ``ray_fallback_reason``'s rule applied to Ray's start-up as expected (RAY_START_EXPECTED_S) before
     paying it, and its shutdown at exit. ``search_left_s``: the search's time if it began now."""
-    from automl.search.local import can_fork
-
-    if cfg.search.executor != "auto" or cfg.ray.address or not can_fork(auto=True) or not fork_is_safe():
+    if not _auto_may_fork(cfg):
         return ""
     left = search_left_s - RAY_START_EXPECTED_S
     if left < MIN_RAY_SEARCH_S:
