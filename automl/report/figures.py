@@ -13,6 +13,7 @@ from automl.analysis.plots import pyplot
 
 PALETTE = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c",
            "#ccb974", "#64b5cd"]
+MAX_ANNOTATED_CLASSES = 10  # the confusion matrix writes zeros too up to this many classes
 
 
 def img(fig, alt: str) -> str:
@@ -233,10 +234,12 @@ def confusion(y: np.ndarray, labels: np.ndarray, classes: List[Any]):
     names = [str(c) for c in classes]
     ax.set_xticks(range(k), names, rotation=45 if k > 4 else 0)
     ax.set_yticks(range(k), names)
-    for i in range(k):
-        for j in range(k):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8 if k > 8 else 10,
-                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    # Every cell is a text artist, and drawing text is most of the figure's cost: past
+    # MAX_ANNOTATED_CLASSES only the non-zero cells carry their count (30 classes: ~40 texts, not 900).
+    cells = ((i, j) for i in range(k) for j in range(k) if k <= MAX_ANNOTATED_CLASSES or cm[i, j])
+    for i, j in cells:
+        ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6 if k > 20 else 8 if k > 8 else 10,
+                color="white" if cm[i, j] > cm.max() / 2 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     ax.set_title("confusion matrix (validation)")
