@@ -201,6 +201,26 @@ def test_the_attribution_baseline_of_a_slow_exact_model_is_skipped_past_the_dead
     assert ex.rows_within_budget(X, ATTRIBUTION_ROWS) == ATTRIBUTION_ROWS
 
 
+def test_the_attribution_baseline_leaves_the_report_its_share_of_the_budget(slow_forest, tmp_path, monkeypatch):
+    """leaf at 30 s: the baseline's TreeSHAP ran until 2 s before the deadline, then the report (3.8 s,
+    its reserve 4 s at 30 s) ended the run 1.9 s late. The baseline now stops ``report_s`` early."""
+    import time
+
+    from automl.monitor.attribution import write_attribution_baseline
+    from automl.stages.search import report_share_s
+
+    budgets = []
+
+    def record(self, df, max_rows, exact_budget_s=None):
+        budgets.append(exact_budget_s)
+        return 0  # explain nothing: only the budget it was given matters here
+
+    monkeypatch.setattr(Explainer, "rows_within_budget", record)
+    model, X = slow_forest
+    write_attribution_baseline(str(tmp_path), {}, model, X, deadline=time.time() + 10.0, report_s=report_share_s(30))
+    assert report_share_s(30) == 4.0 and 5.5 < budgets[0] <= 6.0
+
+
 def test_sizing_an_exact_explanation_stops_when_one_row_already_took_the_time(slow_forest):
     """hotel_rates at 60 s: a 3-member ensemble with a deep regression forest needed seconds per row,
     so timing one more row and a probe of several to size the baseline would itself run far past

@@ -55,14 +55,16 @@ def attribution_summary(explainer: Explainer, df: pd.DataFrame, max_rows: int, s
 
 
 def write_attribution_baseline(out: str, so: Dict[str, Any], bundle: Any, X: pd.DataFrame,
-                               max_rows: int = ATTRIBUTION_ROWS, deadline: Optional[float] = None) -> bool:
+                               max_rows: int = ATTRIBUTION_ROWS, deadline: Optional[float] = None,
+                               report_s: float = REPORT_S) -> bool:
     """Write ``baseline/attributions.json`` for the model ``bundle`` on training rows ``X``; a
     failure logs a warning and never fails the fit (the monitor then builds the file itself).
-    A model without an exact method is explained only when the budget (``deadline``) leaves time."""
+    A model without an exact method is explained only when the budget (``deadline``, less the
+    ``report_s`` the report after it needs) leaves time."""
     started = time.time()
     try:
         explainer = Explainer(bundle, background=X)
-        budget = exact_budget_s(deadline)
+        budget = exact_budget_s(deadline, reserve_s=report_s)
         if not explainer.affordable(deadline) or (
                 budget is not None and explainer.rows_within_budget(X, max_rows, exact_budget_s=budget)
                 < min(EXACT_MIN_ROWS, max_rows, len(X))):

@@ -29,7 +29,7 @@ from automl.rundir.leaderboard import rank_score, write_leaderboard
 from automl.stages.env import RunEnv
 from automl.stages.plan import Plan
 from automl.stages.prepare import Prepared, drop_bad_targets
-from automl.stages.search import SearchOutcome
+from automl.stages.search import SearchOutcome, report_share_s
 from automl.tracking import track_fit
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,8 @@ def publish(env: RunEnv, prepared: Prepared, plan: Plan, outcome: SearchOutcome,
     write_summary(env.out, summary, env.so)
     from automl.monitor.attribution import write_attribution_baseline  # mean |SHAP| per feature; never fails
 
-    write_attribution_baseline(env.out, env.so, bundle, prepared.X, deadline=env.deadline)  # the report shows it
+    write_attribution_baseline(env.out, env.so, bundle, prepared.X, deadline=env.deadline,  # the report shows it
+                               report_s=report_share_s(float(env.cfg.budget.time_limit_s)))
     from automl.monitor.quality import write_quality_constraints  # model_quality in baseline/constraints.json
 
     margins = env.cfg.get("monitor") or {}  # from out-of-fold metrics; never fails the fit

@@ -155,15 +155,19 @@ def search_reserve_s(budget_s: float) -> float:
 
 
 def report_reserve_s(budget_s: float) -> float:
-    """The fixed reserve's share for the report and the search's teardown (not for the refit):
+    """The fixed reserve's share for the report and the search's teardown (not for the refit)."""
+    return report_share_s(budget_s) + SEARCH_TEARDOWN_S
+
+
+def report_share_s(budget_s: float) -> float:
+    """What the report (and the summary and manifest) is planned to take at the end of the run:
     REPORT_RESERVE_S at 30 s (less below, where the report skips its slow parts), down to
-    REPORT_RESERVE_LONG_S from REPORT_MEDIAN_FROM_S on."""
+    REPORT_RESERVE_LONG_S from REPORT_MEDIAN_FROM_S on. The steps before it (the attribution
+    baseline) stop this much before the deadline."""
     if budget_s <= 30.0:
-        report = REPORT_RESERVE_S * budget_s / 30.0
-    else:
-        towards_long = min(1.0, (budget_s - 30.0) / (REPORT_MEDIAN_FROM_S - 30.0))
-        report = REPORT_RESERVE_S + towards_long * (REPORT_RESERVE_LONG_S - REPORT_RESERVE_S)
-    return report + SEARCH_TEARDOWN_S
+        return REPORT_RESERVE_S * budget_s / 30.0
+    towards_long = min(1.0, (budget_s - 30.0) / (REPORT_MEDIAN_FROM_S - 30.0))
+    return REPORT_RESERVE_S + towards_long * (REPORT_RESERVE_LONG_S - REPORT_RESERVE_S)
 
 
 def trial_context(env: RunEnv, prepared: Prepared, plan: Plan) -> TrialContext:
