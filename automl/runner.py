@@ -23,11 +23,11 @@ from automl.redact import install_log_filter, register_config_secrets
 from automl.rundir.lock import RunLock
 from automl.rundir.staging import Workspace, check_output_dir, clean_leftovers, remove_if_empty
 from automl.search.resume import begin_run, is_finished_run
-from automl.stages.env import RunEnv
+from automl.stages.env import EXIT_S, RunEnv
 from automl.stages.plan import plan_candidates
 from automl.stages.prepare import drop_bad_targets, load_training_data, prepare  # noqa: F401 (former names)
 from automl.stages.publish import publish, publish_candidates_only, write_inputs
-from automl.stages.search import exit_reserve_s, leaderboard_frame, search
+from automl.stages.search import leaderboard_frame, search
 from automl.stages.select import select
 
 log = logging.getLogger(__name__)
@@ -95,8 +95,9 @@ def _fit_into(cfg: DictConfig, frame: Optional[pd.DataFrame], started: float, ou
     ``source``: the output_dir, where resume=true reads the earlier attempts from).
     Everything is read and checked before the first write."""
     state = begin_run(cfg, out, so, started, source)  # resume=true: earlier trials and spent time (reads only)
-    # the steps end before the deadline; the process' exit (stopping Ray) takes the rest of the budget
-    deadline = started + float(cfg.budget.time_limit_s) - state.budget_spent_s - exit_reserve_s(cfg)
+    # the steps end before the deadline; the process' exit takes the rest of the budget (more when
+    # it stops a Ray this fit starts: RunEnv.stops_ray_at_exit, where Ray starts)
+    deadline = started + float(cfg.budget.time_limit_s) - state.budget_spent_s - EXIT_S
     env = RunEnv(cfg, out, so, started, deadline, state)
     with trial_blas_threads(cfg):
         _run_stages(env, cfg, frame)

@@ -188,17 +188,39 @@ def test_every_fit_runs_blas_on_one_thread_like_the_trials(tmp_path, executor):
 def test_the_exit_of_a_local_ray_is_kept_back_from_the_budget(monkeypatch):
     """The budget counts from process start to exit; stopping the Ray this process started takes
     1.2-1.4 s after the last step (ray.shutdown waits for its raylet and GCS), so the steps end
-    that much earlier. A cluster (ray.address) or the local search has no such exit."""
+    that much earlier, from where Ray starts. A cluster (ray.address) or the local search has no
+    such exit. Where the trials run is decided once (choose_executor)."""
+    import time
+
+    import automl.raystart
     import automl.stages.search as search_stage
     from automl.config import compose_config
+    from automl.stages.env import EXIT_S, RAY_EXIT_S, RunEnv
+    from automl.stages.search import choose_executor, start_executor
 
     monkeypatch.setattr(search_stage, "fork_is_safe", lambda warn=False: True)  # this pytest process may have used OpenMP
-    from automl.stages.search import EXIT_S, RAY_EXIT_S, exit_reserve_s
 
-    assert exit_reserve_s(compose_config(["budget.time_limit_s=60"])) == RAY_EXIT_S > EXIT_S
-    assert exit_reserve_s(compose_config(["budget.time_limit_s=60", "search.executor=local"])) == EXIT_S
-    assert exit_reserve_s(compose_config(["budget.time_limit_s=10"])) == EXIT_S  # below search.local_below_s
-    assert exit_reserve_s(compose_config(["budget.time_limit_s=60", "ray.address=ray://host:10001"])) == EXIT_S
+    def env(budget, *overrides, spent=0.0):
+        now = time.time()
+        return RunEnv(compose_config([f"budget.time_limit_s={budget}", *overrides]), "", {}, now - spent,
+                      now - spent + budget - EXIT_S, None)
+
+    assert choose_executor(env(60)) == (True, True)  # (start Ray, may leave it after a slow start)
+    assert choose_executor(env(60, "search.executor=ray")) == (True, False)
+    assert choose_executor(env(60, "ray.address=ray://host:10001")) == (True, False)
+    assert choose_executor(env(60, "search.executor=local")) == (False, False)
+    assert choose_executor(env(10)) == (False, False)  # below search.local_below_s
+    assert choose_executor(env(30, spent=5.5)) == (False, False)  # 5.5 s in (notebooks): Ray would starve the search
+    monkeypatch.setattr(search_stage, "fork_is_safe", lambda warn=False: False)  # OpenMP ran: forks would hang
+    assert choose_executor(env(10)) == (True, False)
+
+    monkeypatch.setattr(automl.raystart, "init_ray", lambda *args, **kwargs: None)  # the wiring, not Ray itself
+    local_ray, cluster = env(60), env(60, "ray.address=ray://host:10001")
+    ends = local_ray.deadline, cluster.deadline
+    for e in (local_ray, cluster):
+        assert start_executor(e, "", may_fork=False) is False
+    assert ends[0] - local_ray.deadline == pytest.approx(RAY_EXIT_S - EXIT_S) and RAY_EXIT_S > EXIT_S
+    assert cluster.deadline == ends[1]
 
 
 def test_the_report_reserve_covers_its_slow_side_at_30_s_and_its_median_from_60_s():

@@ -9,8 +9,9 @@ import pytest
 
 from conftest import automl_cli
 from automl.config import compose_config
-from automl.stages.search import (MIN_RAY_SEARCH_S, RAY_START_EXPECTED_S, RAY_START_SHARE, ray_fallback_reason,
-                                  ray_not_worth_starting)
+from automl.stages.env import EXIT_S, RAY_EXIT_S
+from automl.stages.search import (MIN_RAY_SEARCH_S, RAY_START_EXPECTED_S, RAY_START_SHARE, auto_may_fork,
+                                  ray_fallback_reason, ray_not_worth_starting)
 
 
 def _cfg(*overrides: str):
@@ -21,36 +22,30 @@ def test_auto_leaves_ray_when_its_start_up_takes_over_a_quarter_of_the_budget_or
     import automl.stages.search as search_stage
 
     assert RAY_START_SHARE == 0.25 and MIN_RAY_SEARCH_S == 10
-    monkeypatch.setattr(search_stage, "fork_is_safe", lambda warn=False: True)  # this pytest process may have used OpenMP
-    slow = ray_fallback_reason(_cfg(), start_s=12.7, search_left_s=1.0)
+    slow = ray_fallback_reason(30, start_s=12.7, search_left_s=1.0)
     assert slow == "Ray took 12.7 s to start, more than 25% of the 30 s budget"
-    starved = ray_fallback_reason(_cfg(), start_s=5.0, search_left_s=6.0)
+    starved = ray_fallback_reason(30, start_s=5.0, search_left_s=6.0)
     assert starved == "Ray's start-up (5.0 s) left the search 6.0 s, less than 10 s"
-    assert ray_fallback_reason(_cfg(), start_s=5.0, search_left_s=15.0) == ""  # Ray is kept
-    # Asked for Ray, or for a cluster: never left.
-    assert ray_fallback_reason(_cfg("search.executor=ray"), start_s=20.0, search_left_s=0.0) == ""
-    assert ray_fallback_reason(_cfg("ray.address=auto"), start_s=20.0, search_left_s=0.0) == ""
+    assert ray_fallback_reason(30, start_s=5.0, search_left_s=15.0) == ""  # Ray is kept
+    # Only where auto may fork: asked for Ray, or for a cluster, Ray is never left.
+    monkeypatch.setattr(search_stage, "fork_is_safe", lambda warn=False: True)  # this pytest process may have used OpenMP
+    assert auto_may_fork(_cfg())
+    assert not auto_may_fork(_cfg("search.executor=ray")) and not auto_may_fork(_cfg("ray.address=auto"))
     # Forked workers that would hang (OpenMP used in this process, tests/test_fork_openmp.py): Ray is kept.
     monkeypatch.setattr(search_stage, "fork_is_safe", lambda warn=False: False)
-    assert ray_fallback_reason(_cfg(), start_s=12.7, search_left_s=1.0) == ""
+    assert not auto_may_fork(_cfg())
 
 
-def test_auto_does_not_start_ray_when_its_usual_start_up_would_starve_the_search(monkeypatch):
+def test_auto_does_not_start_ray_when_its_usual_start_up_would_starve_the_search():
     """The fall-back above pays Ray's start-up and shutdown (4.7 s and 2 s at the median on 2
     cores) before it leaves Ray: at 30 s, suite runs started Ray, then searched 9.8 s in forked
-    workers. The same rule, applied to Ray's expected start-up before starting it, goes to the
-    forked workers at once."""
-    import automl.stages.search as search_stage
-
-    monkeypatch.setattr(search_stage, "fork_is_safe", lambda warn=False: True)
-    starved = ray_not_worth_starting(_cfg(), search_left_s=13.5)
-    assert starved == (f"Ray's expected start-up ({RAY_START_EXPECTED_S:.1f} s) would leave the search "
-                       f"{13.5 - RAY_START_EXPECTED_S:.1f} s, less than 10 s")
-    assert ray_not_worth_starting(_cfg(), search_left_s=MIN_RAY_SEARCH_S + RAY_START_EXPECTED_S) == ""
-    assert ray_not_worth_starting(_cfg("search.executor=ray"), search_left_s=0.0) == ""
-    assert ray_not_worth_starting(_cfg("ray.address=auto"), search_left_s=0.0) == ""
-    monkeypatch.setattr(search_stage, "fork_is_safe", lambda warn=False: False)
-    assert ray_not_worth_starting(_cfg(), search_left_s=0.0) == ""
+    workers. The same rule, applied to Ray's expected start-up and shutdown before starting it,
+    goes to the forked workers at once."""
+    cost = RAY_START_EXPECTED_S + RAY_EXIT_S - EXIT_S
+    starved = ray_not_worth_starting(search_left_s=15.5)
+    assert starved == (f"Ray's expected start-up and shutdown ({RAY_START_EXPECTED_S:.1f} + {RAY_EXIT_S - EXIT_S:.1f} s) "
+                       f"would leave the search {15.5 - cost:.1f} s, less than 10 s")
+    assert ray_not_worth_starting(search_left_s=MIN_RAY_SEARCH_S + cost) == ""
 
 
 @pytest.mark.slow

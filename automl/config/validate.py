@@ -125,6 +125,12 @@ def _check_search(cfg: DictConfig) -> None:
     if cfg.search.executor == "local" and cfg.ray.address:
         raise ConfigError("search.executor=local runs on this machine without Ray, but "
                           f"ray.address={cfg.ray.address} asks for a cluster; drop one of them")
+    if cfg.search.executor == "local":
+        import multiprocessing
+
+        if "fork" not in multiprocessing.get_all_start_methods():
+            raise ConfigError("search.executor=local needs the fork start method, which this platform lacks; "
+                              "use search.executor=ray")
     if cfg.search.searcher not in ("optuna", "random"):
         raise ConfigError(f"search.searcher must be 'optuna' or 'random'; got '{cfg.search.searcher}'")
 

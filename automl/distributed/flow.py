@@ -244,6 +244,7 @@ def fit_distributed(env: RunEnv) -> None:
     cfg = env.cfg
     messages = ray_message_file()
     start_ray(cfg, messages)
+    env.stops_ray_at_exit()
     configure_ray_data(bool(cfg.verbose))
     try:
         _fit(env)

@@ -1,7 +1,8 @@
 """The search stage: tune every candidate within the budget, on Ray Tune or in forked workers.
 
 The search loop's entry points (search/tuner.py, search/local.py, search/live.py) are called from
-this module only: :func:`start_executor` and :func:`run_trials`."""
+this module only: :func:`start_executor` and :func:`run_trials`. Where the trials run (Ray or
+forked workers) is decided once, in :func:`choose_executor`."""
 from __future__ import annotations
 
 import atexit
@@ -22,13 +23,13 @@ from automl.rundir.leaderboard import write_leaderboard
 from automl.candidates.generate import Candidate
 from automl.candidates.space import params_of
 from automl.data.compact import compact_features
-from automl.errors import ConfigError, SearchError
+from automl.errors import SearchError
 from automl.metrics import METRICS
 from automl.problem import ProblemInfo
 from automl.search.events import outcome as counted_as, outcome_text
 from automl.search.sampling import cap_fold_rows
 from automl.search.trial import TrialContext
-from automl.stages.env import RunEnv
+from automl.stages.env import EXIT_S, RAY_EXIT_S, RunEnv
 from automl.stages.plan import Plan
 from automl.stages.prepare import Prepared
 
@@ -49,15 +50,11 @@ SEARCH_TEARDOWN_S = 0.5  # trials stop themselves at the search deadline; Tune t
 RAY_START_SHARE = 0.25
 MIN_RAY_SEARCH_S = 10.0
 # Ray's start-up, on the slow side of usual: the 90th percentile of 75 suite runs at 60 s on 2
-# cores (median 4.7 s, 3.3-7.2 s). auto does not start Ray when this much would leave the search
-# less than MIN_RAY_SEARCH_S. On the slow side because the costs are not even: a Ray left after
-# its start has cost its start-up and shutdown (6-9 s), a Ray not started only Tune's extras.
+# cores (median 4.7 s, 3.3-7.2 s). auto does not start Ray when this much, and its shutdown at
+# exit (RAY_EXIT_S), would leave the search less than MIN_RAY_SEARCH_S. On the slow side because
+# the costs are not even: a Ray left after its start has cost its start-up and shutdown (6-9 s), a
+# Ray not started only Tune's extras.
 RAY_START_EXPECTED_S = 6.1
-# After "done in": the manifest, the staging folder's move, and stopping the Ray this process
-# started (ray.shutdown waits for its raylet and GCS to exit: 1.2-1.4 s of a 2.0-2.3 s gap from
-# "done in" to the process' end on 2 cores, 60 s runs of the suite); without Ray 0.1 s.
-RAY_EXIT_S = 2.0
-EXIT_S = 0.3
 
 
 @dataclass
@@ -109,28 +106,6 @@ def leaderboard_frame(rows: List[Dict[str, Any]], candidates: Dict[str, Candidat
     ok = lb["status"] == "completed"
     lb = pd.concat([lb[ok].sort_values("objective", ascending=not info.greater_is_better), lb[~ok]])
     return lb.reset_index(drop=True)
-
-
-def exit_reserve_s(cfg: DictConfig) -> float:
-    """What the process takes after its last step, kept back from the budget so that the run ends
-    within budget.time_limit_s counted from process start to exit: more when it will stop a Ray it
-    started (no ray.address and not the local search)."""
-    return RAY_EXIT_S if not cfg.ray.address and not use_local_search(cfg) else EXIT_S
-
-
-def use_local_search(cfg: DictConfig) -> bool:
-    """Search in this process (no Ray) when asked, or for a small budget on this machine:
-    Ray's start-up (3-9 s here) would eat most of it."""
-    from automl.search.local import can_fork
-
-    executor = cfg.search.executor
-    if executor == "auto":
-        return (not cfg.ray.address and float(cfg.budget.time_limit_s) < float(cfg.search.local_below_s)
-                and can_fork(auto=True) and fork_is_safe())
-    if executor == "local" and not can_fork():
-        raise ConfigError("search.executor=local needs the fork start method, which this platform lacks; "
-                          "use search.executor=ray")
-    return executor == "local" and fork_is_safe(warn=True)
 
 
 def fork_is_safe(warn: bool = False) -> bool:
@@ -198,23 +173,21 @@ def memory_folds(plan: Plan, prepared: Prepared, seed: int) -> Dict[str, list]:
                                   f"{c.name}: the memory plan") for c in plan.candidates if c.memory_train_rows}
 
 
-def _auto_may_fork(cfg: DictConfig) -> bool:
+def auto_may_fork(cfg: DictConfig) -> bool:
     """Whether search.executor=auto may search in forked workers instead of Ray: on this machine
-    only (no ray.address), where forking is the norm and safe."""
+    only (no ray.address), where forking is the norm and safe. Asked once per fit (the safety
+    check forks a canary process)."""
     from automl.search.local import can_fork
 
     return cfg.search.executor == "auto" and not cfg.ray.address and can_fork(auto=True) and fork_is_safe()
 
 
-def ray_fallback_reason(cfg: DictConfig, start_s: float, search_left_s: float) -> str:
-    """Why search.executor=auto leaves the Ray it started for forked workers ("" to keep Ray):
-    on this machine only (no ray.address) where forking is the norm, when Ray's start-up took more
-    than RAY_START_SHARE of the budget or left the search less than MIN_RAY_SEARCH_S."""
-    if not _auto_may_fork(cfg):
-        return ""
-    budget = float(cfg.budget.time_limit_s)
-    if start_s > RAY_START_SHARE * budget:
-        return (f"Ray took {start_s:.1f} s to start, more than {RAY_START_SHARE:.0%} of the {budget:.0f} s "
+def ray_fallback_reason(budget_s: float, start_s: float, search_left_s: float) -> str:
+    """Why search.executor=auto, where it may fork (``auto_may_fork``), leaves the Ray it started
+    for forked workers ("" to keep Ray): when Ray's start-up took more than RAY_START_SHARE of the
+    budget or left the search less than MIN_RAY_SEARCH_S."""
+    if start_s > RAY_START_SHARE * budget_s:
+        return (f"Ray took {start_s:.1f} s to start, more than {RAY_START_SHARE:.0%} of the {budget_s:.0f} s "
                 "budget")
     if search_left_s < MIN_RAY_SEARCH_S:
         return (f"Ray's start-up ({start_s:.1f} s) left the search {max(0.0, search_left_s):.1f} s, "
@@ -222,33 +195,53 @@ def ray_fallback_reason(cfg: DictConfig, start_s: float, search_left_s: float) -
     return ""
 
 
-def ray_not_worth_starting(cfg: DictConfig, search_left_s: float) -> str:
-    """Why search.executor=auto searches in forked workers without starting Ray ("" to start it):
-    ``ray_fallback_reason``'s rule applied to Ray's start-up as expected (RAY_START_EXPECTED_S) before
-    paying it, and its shutdown at exit. ``search_left_s``: the search's time if it began now."""
-    if not _auto_may_fork(cfg):
-        return ""
-    left = search_left_s - RAY_START_EXPECTED_S
+def ray_not_worth_starting(search_left_s: float) -> str:
+    """Why search.executor=auto, where it may fork (``auto_may_fork``), searches in forked workers
+    without starting Ray ("" to start it): ``ray_fallback_reason``'s rule applied before paying
+    for Ray, to its expected start-up (RAY_START_EXPECTED_S) and its shutdown at exit.
+    ``search_left_s``: the search's time if it began now without Ray."""
+    left = search_left_s - RAY_START_EXPECTED_S - (RAY_EXIT_S - EXIT_S)
     if left < MIN_RAY_SEARCH_S:
-        return (f"Ray's expected start-up ({RAY_START_EXPECTED_S:.1f} s) would leave the search {max(0.0, left):.1f} s, "
-                f"less than {MIN_RAY_SEARCH_S:.0f} s")
+        return (f"Ray's expected start-up and shutdown ({RAY_START_EXPECTED_S:.1f} + {RAY_EXIT_S - EXIT_S:.1f} s) "
+                f"would leave the search {max(0.0, left):.1f} s, less than {MIN_RAY_SEARCH_S:.0f} s")
     return ""
 
 
-def start_executor(env: RunEnv, messages: str, local: bool) -> bool:
-    """Start Ray unless ``local`` (use_local_search's choice), its own messages to the local file
-    ``messages``; True for the local (forked) search. Ray's start-up, from the call to a usable
-    cluster, is measured: see ``ray_fallback_reason``."""
+def choose_executor(env: RunEnv) -> Tuple[bool, bool]:
+    """Where the trials run, decided once per fit: (start Ray, may leave it for forked workers
+    after a slow start). Forked workers when asked (search.executor=local), and for auto on this
+    machine (``auto_may_fork``) below search.local_below_s, where Ray's start-up (3-9 s here)
+    would eat most of the budget, or when Ray is not worth starting (``ray_not_worth_starting``).
+    Ray where forking would hang (``fork_is_safe``)."""
     cfg = env.cfg
-    if local:
-        return True
+    if cfg.search.executor == "local":  # config/validate.py checked that this platform forks
+        return (False, False) if fork_is_safe(warn=True) else (True, False)
+    if not auto_may_fork(cfg):  # search.executor=ray, a cluster, or forking unsafe here
+        return True, False
+    budget = float(cfg.budget.time_limit_s)
+    if budget < float(cfg.search.local_below_s):
+        return False, False
+    why = ray_not_worth_starting(env.deadline - time.time() - search_reserve_s(budget))
+    if why:
+        log.info("%s: searching without Ray (forked workers)", why)
+        return False, False
+    return True, True
+
+
+def start_executor(env: RunEnv, messages: str, may_fork: bool) -> bool:
+    """Start Ray, its own messages to the local file ``messages``; True when the search goes to
+    forked workers after all (``may_fork`` and a slow start). Ray's start-up, from the call to a
+    usable cluster, is measured: see ``ray_fallback_reason``."""
+    cfg = env.cfg
     from automl.raystart import init_ray
 
     phase = time.time()
     init_ray(cfg.ray.address, cfg.ray.num_cpus, keep_logs=bool(cfg.verbose), messages=messages)
+    env.stops_ray_at_exit()  # also when the search leaves it below: it runs until the process ends
     took = time.time() - phase
     log.info("ray ready in %.1f s", took)
-    why = ray_fallback_reason(cfg, took, env.deadline - time.time() - search_reserve_s(float(cfg.budget.time_limit_s)))
+    budget = float(cfg.budget.time_limit_s)
+    why = ray_fallback_reason(budget, took, env.deadline - time.time() - search_reserve_s(budget)) if may_fork else ""
     if why:
         log.warning("%s: searching without Ray (forked workers) instead", why)
     return bool(why)
@@ -338,16 +331,10 @@ def search(env: RunEnv, prepared: Prepared, plan: Plan) -> SearchOutcome:
 
     cfg, info = env.cfg, prepared.info
     ctx = trial_context(env, prepared, plan)
-    uses_ray = not use_local_search(cfg)
-    why = ray_not_worth_starting(cfg, env.deadline - time.time() - search_reserve_s(float(cfg.budget.time_limit_s))) \
-        if uses_ray else ""
-    if why:
-        log.info("%s: searching without Ray (forked workers)", why)
-        uses_ray = False
-        env.deadline += RAY_EXIT_S - EXIT_S  # no Ray to stop at exit (runner.exit_reserve_s kept its time)
+    uses_ray, may_fork = choose_executor(env)
     messages = ray_message_file() if uses_ray else ""
     try:
-        local = start_executor(env, messages, not uses_ray)
+        local = start_executor(env, messages, may_fork) if uses_ray else True
         rows, clock = search_rows(env, ctx, plan, info, local, uses_ray)
     finally:
         if uses_ray:
