@@ -19,6 +19,8 @@ PY=${PYTHON:-$HERE/.venv/bin/python}
 SUITE=${SUITE:-$HERE/../shared/benchmarks}
 AUTOML_OUT=${AUTOML_OUT:-$HERE/benchmarks/results/tmp/side-automl.jsonl}
 PEERS_OUT=${PEERS_OUT:-$HERE/benchmarks/results/tmp/side-peers.jsonl}
+# absolute: the runs below change directory (a relative path landed under /tmp)
+AUTOML_OUT=$(realpath -m "$AUTOML_OUT"); PEERS_OUT=$(realpath -m "$PEERS_OUT")
 mkdir -p "$(dirname "$AUTOML_OUT")" "$(dirname "$PEERS_OUT")"
 if [ -d "$COMMIT" ]; then
   TREE=$(cd "$COMMIT" && pwd)
