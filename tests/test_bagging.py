@@ -133,8 +133,10 @@ def test_a_bagged_run_saves_without_pickle_and_its_endpoint_answers_as_predict(t
     from automl.serving.server import load_endpoint, serve_options
     from conftest import free_port, make_binary_frame
 
+    # 40 s: after OpenMP ran in this pytest process the search goes to Ray (4-6 s to start), and at
+    # 25 s its 7-8 s left sometimes finished no trial (the fallback then refits); max_trials ends it early
     run = automl.fit(make_binary_frame(300), target="y", output_dir=str(tmp_path / "run"),
-                     budget={"max_trials": 6, "time_limit_s": 25}, search={"executor": "local"},
+                     budget={"max_trials": 6, "time_limit_s": 40}, search={"executor": "local"},
                      select={"final_model": "bagged"},
                      candidates={"dpp2-mlp": {"enabled": False}, "dpp5-svm": {"enabled": False}})
     assert (tmp_path / "run" / "model.skops").exists()
