@@ -126,9 +126,9 @@ def _check_search(cfg: DictConfig) -> None:
         raise ConfigError("search.executor=local runs on this machine without Ray, but "
                           f"ray.address={cfg.ray.address} asks for a cluster; drop one of them")
     if cfg.search.executor == "local":
-        import multiprocessing
+        from automl.search.local import can_fork
 
-        if "fork" not in multiprocessing.get_all_start_methods():
+        if not can_fork():
             raise ConfigError("search.executor=local needs the fork start method, which this platform lacks; "
                               "use search.executor=ray")
     if cfg.search.searcher not in ("optuna", "random"):
