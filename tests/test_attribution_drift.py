@@ -17,8 +17,7 @@ from conftest import automl_cli
 
 WEIGHTS = (3.0, 1.0, 0.6, 0.3, 0.15, 0.05)  # x1 is by far the strongest feature
 FEATURES = [f"x{i + 1}" for i in range(len(WEIGHTS))]
-ONLY_XGBOOST = {name: {"enabled": False} for name in ("dpp1-linear", "dpp2-mlp", "dpp3-random_forest",
-                                                      "dpp4-extra_trees", "dpp5-svm", "dpp6-knn")}
+ONLY_XGBOOST = {"include": ["dpp0-xgboost"]}
 
 
 def frame(n: int, seed: int) -> pd.DataFrame:

@@ -126,16 +126,15 @@ def test_a_missing_optional_package_skips_the_candidate_with_a_logged_reason(mon
         generate_candidates(alone, "binary", 200, TYPES)
 
 
-def test_lightgbm_is_a_default_candidate_right_after_xgboost_and_catboost_is_off():
+def test_the_boosters_are_registered_but_off_by_default():
     from automl.candidates.algorithms import get_algorithm
     from automl.config import compose_config
 
     cfg = compose_config([])
-    assert [cfg.candidates[c].enabled for c in CANDIDATE.values()] == [True, False]
-    assert list(cfg.candidates)[:2] == ["dpp0-xgboost", "dpp7-lightgbm"]  # its first point runs second
+    assert [cfg.candidates[c].enabled for c in CANDIDATE.values()] == [False, False]
     assert all(get_algorithm(a).early_stopping is not None for a in CANDIDATE)
-    on = compose_config(["candidates.dpp8-catboost.enabled=true", "~candidates.dpp7-lightgbm"])
-    assert on.candidates["dpp8-catboost"].enabled and "dpp7-lightgbm" not in on.candidates
+    on = compose_config(["candidates.dpp7-lightgbm.enabled=true", "candidates.dpp8-catboost.enabled=true"])
+    assert [on.candidates[c].enabled for c in CANDIDATE.values()] == [True, True]
 
 
 # ----------------------------------------------------------------------------- end to end

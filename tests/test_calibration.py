@@ -179,8 +179,7 @@ def test_select_calibration_accepts_its_four_values_only():
         compose_config(["select.calibration=platt"])
 
 
-DIGITS_SVM_ONLY = {name: {"enabled": False} for name in
-                   ("dpp0-xgboost", "dpp1-linear", "dpp2-mlp", "dpp3-random_forest", "dpp4-extra_trees", "dpp6-knn")}
+DIGITS_SVM_ONLY = {"include": ["dpp5-svm"]}
 
 
 @pytest.mark.slow

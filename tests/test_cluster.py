@@ -125,7 +125,8 @@ def test_trials_run_on_the_worker_node_and_write_to_s3(cluster, s3_bucket, tmp_p
     res = automl_cli("fit", f"data.path={data}", "data.target=y", f"output_dir={out}",
                      f"ray.address={cluster['address']}", "budget.max_trials=3", "budget.time_limit_s=150",
                      "~candidates.dpp2-mlp", "~candidates.dpp5-svm", "~candidates.dpp3-random_forest",
-                     "~candidates.dpp4-extra_trees", "~candidates.dpp6-knn", "search.ensemble=false",
+                     "~candidates.dpp4-extra_trees", "~candidates.dpp6-knn", "~candidates.dpp7-lightgbm",
+                     "search.ensemble=false",
                      env=cluster["env"], cwd=str(tmp_path), timeout=400)
     assert res.returncode == 0, res.stderr[-4000:]
     fs = s3_bucket["fs"]

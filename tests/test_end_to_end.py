@@ -11,7 +11,7 @@ from conftest import automl_cli, make_binary_frame
 
 pytestmark = pytest.mark.slow
 FEW = ["budget.max_trials=4", "budget.time_limit_s=60", "~candidates.dpp2-mlp", "~candidates.dpp5-svm",
-       "~candidates.dpp3-random_forest", "~candidates.dpp4-extra_trees"]
+       "~candidates.dpp3-random_forest", "~candidates.dpp4-extra_trees", "~candidates.dpp7-lightgbm"]
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,8 @@ SPACE = """# Test-only search space for tests/faulty_algorithms.py: one harmless
 params:
   model.seconds: {type: float, low: 0.2, high: 0.4, init: 0.3}
 """
-OFF = ["~candidates.dpp0-xgboost", "~candidates.dpp3-random_forest", "~candidates.dpp4-extra_trees"]
+OFF = ["~candidates.dpp0-xgboost", "~candidates.dpp3-random_forest", "~candidates.dpp4-extra_trees",
+       "~candidates.dpp7-lightgbm"]
 
 
 def faulty(slot: str, factory: str, space: Path) -> list[str]:

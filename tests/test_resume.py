@@ -42,7 +42,7 @@ def _fit_args(tmp_path: Path, output_dir: str, data_path: str, extra=()) -> list
     return ["fit", f"data.path={data_path}", "data.target=y", f"output_dir={output_dir}",
             f"budget.max_trials={MAX_TRIALS}", "budget.time_limit_s=300", "search.ensemble=false",
             "~candidates.dpp0-xgboost", "~candidates.dpp1-linear", "~candidates.dpp3-random_forest",
-            "~candidates.dpp4-extra_trees", "~candidates.dpp5-svm", "~candidates.dpp6-knn",
+            "~candidates.dpp4-extra_trees", "~candidates.dpp5-svm", "~candidates.dpp6-knn", "~candidates.dpp7-lightgbm",
             "candidates.dpp2-mlp.algorithm=faulty_algorithms:sleepy",
             f"candidates.dpp2-mlp.search_space={tmp_path / 'space.yaml'}", *extra]
 

@@ -107,8 +107,7 @@ def test_regression_folds_are_lowered_to_the_rows_there_are():
     assert len(folds) == 6 and all(len(va) == 1 for _, va in folds)
 
 
-ONLY_LINEAR = [f"candidates.{name}.enabled=false" for name in
-               ("dpp0-xgboost", "dpp2-mlp", "dpp3-random_forest", "dpp4-extra_trees", "dpp5-svm", "dpp6-knn")]
+ONLY_LINEAR = ["candidates.include=[dpp1-linear]"]
 
 
 @pytest.mark.slow

@@ -27,7 +27,8 @@ def fit_args(data: Path, out: Path, *extra: str) -> list:
     return ["fit", f"data.path={data}", "data.target=y", f"output_dir={out}", "budget.max_trials=2",
             "budget.time_limit_s=29", "search.ensemble=false", "validation.rerank_top=0",
             "~candidates.dpp0-xgboost", "~candidates.dpp2-mlp", "~candidates.dpp3-random_forest",
-            "~candidates.dpp4-extra_trees", "~candidates.dpp5-svm", "~candidates.dpp6-knn", *extra]
+            "~candidates.dpp4-extra_trees", "~candidates.dpp5-svm", "~candidates.dpp6-knn",
+            "~candidates.dpp7-lightgbm", *extra]
 
 
 def snapshot(folder: Path) -> dict:

@@ -16,7 +16,7 @@ from conftest import automl_cli, make_binary_frame
 TINY = ["budget.max_trials=2", "budget.time_limit_s=5", "search.executor=local", "search.ensemble=false",
         "validation.n_folds=2", "validation.rerank_top=0",
         *[f"~candidates.{name}" for name in ("dpp0-xgboost", "dpp2-mlp", "dpp3-random_forest", "dpp4-extra_trees",
-                                              "dpp5-svm", "dpp6-knn")]]  # dpp1-linear only
+                                              "dpp5-svm", "dpp6-knn", "dpp7-lightgbm")]]  # dpp1-linear only
 
 
 @pytest.fixture(scope="module")
