@@ -16,6 +16,8 @@ prints:
 2. The budget curve: per system and budget, the median over datasets of the normalised score
    (score / best score any system reached on that dataset at any budget; best / score for
    error metrics; 1 is the best seen, a failed run is 0), and automl's counts at each budget.
+3. With automl at two budgets or more: its median per dataset at each, and where a longer budget
+   is worse than the next smaller one beyond the tie tolerance.
 
 Tolerances (benchmarks/common.py METRICS): auc, accuracy and other [0, 1] scores tie within 0.002
 and lose badly beyond 0.01; rmse, mae and logloss within 1% and beyond 5% of the best peer; mse
@@ -200,6 +202,32 @@ def curve_table(res: Results, suite: Dict[str, Dict[str, Any]], names: List[str]
     return lines
 
 
+def anytime_table(res: Results, suite: Dict[str, Dict[str, Any]], names: List[str]) -> List[str]:
+    """Table 3: automl's median at each budget against its median at the next smaller one, per
+    dataset; "worse" when beyond the metric's tie tolerance (the issue's "a longer budget must not
+    give a worse model beyond noise"). Empty with fewer than two budgets."""
+    budgets = [b for b in res.budgets if any(res.records(AUTOML, d, b) for d in names)]
+    if len(budgets) < 2:
+        return []
+    cols = [f"{b:g} s" for b in budgets]
+    lines = ["| dataset | metric | " + " | ".join(cols) + " | longer budget worse |",
+             "|---|---|" + "---|" * (len(cols) + 1)]
+    worse_total = 0
+    for d in names:
+        metric = suite[d]["metric"]
+        meds = [res.median(AUTOML, d, b) for b in budgets]
+        worse = [f"{b:g} s" for prev, cur, b in zip(meds, meds[1:], budgets[1:])
+                 if prev is not None and cur is not None and not within(metric, cur, prev, "tie")]
+        if all(m is None for m in meds):
+            continue
+        worse_total += bool(worse)
+        lines.append(f"| {d} | {metric} | " + " | ".join(fmt(m, metric) if m is not None else "-" for m in meds)
+                     + f" | {', '.join(worse) or '-'} |")
+    lines += ["", f"- datasets where a longer budget is worse than the one before beyond the tie tolerance: "
+                  f"**{worse_total}**"]
+    return lines
+
+
 def provenance(res: Results) -> str:
     dates = sorted(r["date"] for r in res.runs.values() if r.get("date"))
     cores = sorted({str(r["cores"]) for r in res.runs.values() if r.get("cores")})
@@ -226,6 +254,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     md += dataset_table(res, suite, names, args.budget)
     md += ["", "### Score against budget (median normalised score over datasets; n datasets)", ""]
     md += curve_table(res, suite, names)
+    anytime = anytime_table(res, suite, names)
+    if anytime:
+        md += ["", "### automl against its own smaller budget (median over seeds)", ""] + anytime
     md += ["", "Tolerances: " + "; ".join(f"{k} {'±' if r.kind == 'abs' else ''}{r.tie:g}"
                                           f"{' relative' if r.kind == 'rel' else ''} (bad {r.bad:g})"
                                           for k, r in METRICS.items() if k in {suite[n]['metric'] for n in names})]
