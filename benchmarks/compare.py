@@ -216,10 +216,10 @@ def anytime_table(res: Results, suite: Dict[str, Dict[str, Any]], names: List[st
     for d in names:
         metric = suite[d]["metric"]
         meds = [res.median(AUTOML, d, b) for b in budgets]
-        worse = [f"{b:g} s" for prev, cur, b in zip(meds, meds[1:], budgets[1:])
-                 if prev is not None and cur is not None and not within(metric, cur, prev, "tie")]
         if all(m is None for m in meds):
             continue
+        worse = [f"{b:g} s" for prev, cur, b in zip(meds, meds[1:], budgets[1:])
+                 if prev is not None and cur is not None and not within(metric, cur, prev, "tie")]
         worse_total += bool(worse)
         lines.append(f"| {d} | {metric} | " + " | ".join(fmt(m, metric) if m is not None else "-" for m in meds)
                      + f" | {', '.join(worse) or '-'} |")

@@ -60,14 +60,10 @@ def main() -> int:
               ("ames", ExtraTreesRegressor(n_estimators=args.trees, max_features=0.5, random_state=0)),
               ("noise", ExtraTreesClassifier(n_estimators=500, max_depth=2, random_state=0)),
               ("noise", ExtraTreesClassifier(n_estimators=500, random_state=0))]
-    from automl.rundir import modelfile
-
-    def automl_dumps(model, level):
-        with modelfile._compact_schema():
-            return sio.dumps(model, compression=zipfile.ZIP_DEFLATED, compresslevel=level)
+    from automl.rundir.modelfile import dump_model
 
     writers = {"skops": lambda model, level: sio.dumps(model, compression=zipfile.ZIP_DEFLATED, compresslevel=level),
-               "automl": automl_dumps}
+               "automl": dump_model}
     print("| data | model | trees | pickled MB | level | writer | file MB | dump s | audit s | ms per pickled MB | "
           "ms per tree |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

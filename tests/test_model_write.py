@@ -1,8 +1,8 @@
 """Writing a model file: skops' schema.json without indentation (rundir/modelfile.py dump_model).
 
 skops writes the schema with ``json.dumps(indent=2)``, which Python encodes in pure Python; the
-same JSON without indentation goes through the C encoder (an 8.7 MB schema of a 9-member
-ensemble: 1.05 s against 0.03 s). These tests pin that the file automl writes is the compact
+same JSON without indentation goes through the C encoder (15-35% less CPU per dump,
+benchmarks/model_write.py). These tests pin that the file automl writes is the compact
 form and that it loads back to the same model, audited like any other.
 """
 from __future__ import annotations

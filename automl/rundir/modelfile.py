@@ -135,9 +135,9 @@ class _CompactJson:
 
 @contextlib.contextmanager
 def _compact_schema():
-    """skops writes schema.json with ``json.dumps(indent=2)``, which Python encodes in pure Python:
-    most of a large model's write (a 9-member ensemble's 8.7 MB schema: 1.05 s, against 0.03 s
-    compact through the C encoder). The same JSON, unindented, loads identically. skops has no
+    """skops writes schema.json with ``json.dumps(indent=2)``, which Python encodes in pure Python
+    (the C encoder does not indent): unindented, the dump takes 15-35% less CPU
+    (benchmarks/model_write.py). The same JSON, unindented, loads identically. skops has no
     option for it, so its writer module's ``json`` is swapped for the call; a skops without that
     module attribute is written as skops writes it (tests/test_model_write.py notices)."""
     from skops.io import _persist
@@ -152,13 +152,13 @@ def _compact_schema():
         _persist.json = json
 
 
-def dump_model(obj: Any) -> bytes:
-    """The skops bytes of ``obj`` (deflated: the JSON schema compresses about 20x; forests' arrays
-    4-5x; benchmarks/model_write.py), its schema written compact (``_compact_schema``)."""
+def dump_model(obj: Any, level: int = COMPRESS_LEVEL) -> bytes:
+    """The skops bytes of ``obj`` (deflated at ``level``: the JSON schema compresses about 20x;
+    forests' arrays 4-5x; benchmarks/model_write.py), its schema written compact (``_compact_schema``)."""
     import skops.io as sio
 
     with _compact_schema():
-        return sio.dumps(obj, compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESS_LEVEL)
+        return sio.dumps(obj, compression=zipfile.ZIP_DEFLATED, compresslevel=level)
 
 
 def untrusted_types(data: bytes) -> List[str]:
