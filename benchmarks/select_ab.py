@@ -31,11 +31,102 @@ VARIANTS = {
     "C_refit_bootstrap": {"final_model": "refit", "gate": "bootstrap"},
     "D_auto_score": {"final_model": "auto", "gate": "score"},
     "E_auto_bootstrap_stack": {"final_model": "auto", "gate": "bootstrap", "stack": True},
+    # How the ensemble's pool and weights are chosen (``patch``: a function below that changes it for the call).
+    "P_pool3": {"final_model": "refit", "gate": "score", "patch": "pool3"},
+    "Q_bagsel": {"final_model": "refit", "gate": "score", "patch": "bagsel"},
+    "R_pool3_bagsel": {"final_model": "refit", "gate": "score", "patch": "pool3+bagsel"},
+    "S_pool3_bootstrap": {"final_model": "refit", "gate": "bootstrap", "patch": "pool3"},
 }
+PER_CANDIDATE = 3  # pool3: the best 3 trials of every candidate always in the ensemble's pool
+BAGS, BAG_SHARE = 20, 0.5  # bagsel: Caruana on 20 random halves of the pool, weights averaged
 
 
-def run_one(suite_dir: Path, name: str, spec: dict, budget: float, seed: int) -> list:
-    """One dataset: one search, every variant's selection. Returns one record per variant."""
+def pool_first(done, size: int, per_candidate: int = PER_CANDIDATE):
+    """``done`` (ranked) re-ordered so that its first ``size`` rows are the pool: the best
+    ``per_candidate`` of every candidate, then the best of the rest."""
+    import pandas as pd
+
+    if len(done) <= size:
+        return done
+    rank = pd.Series(range(len(done)))
+    share = (rank.groupby(done["candidate"].astype(str).to_numpy()).cumcount() < per_candidate).to_numpy()
+    keep = list(rank[share])
+    keep += [i for i in range(len(done)) if i not in set(keep)][:max(0, size - len(keep))]
+    keep = sorted(keep)
+    rest = [i for i in range(len(done)) if i not in set(keep)]
+    return done.iloc[keep + rest]
+
+
+def bagged_caruana(preds, y, metric, pos_index=1, max_iter=40, score_fn=None):
+    """Bagged ensemble selection (Caruana et al., 2006): greedy selection on random halves of
+    the pool, the weights averaged; the best single model of the whole pool leads."""
+    import numpy as np
+
+    from automl.ensemble import Selection, _better, caruana_select
+
+    score = score_fn or (lambda yy, p: metric.fn(yy, p, pos_index))
+    singles = np.array([score(y, p) for p in preds])
+    best = int(np.argmax(singles) if metric.greater_is_better else np.argmin(singles))
+    rng = np.random.default_rng(0)
+    total = np.zeros(len(preds))
+    k = max(2, int(round(BAG_SHARE * len(preds))))
+    for _ in range(BAGS):
+        sub = rng.choice(len(preds), size=min(k, len(preds)), replace=False)
+        sel = caruana_select([preds[i] for i in sub], y, metric, pos_index, max_iter, score_fn)
+        if sel is None:
+            sub_best = sub[int(np.argmax(singles[sub]) if metric.greater_is_better else np.argmin(singles[sub]))]
+            total[sub_best] += 1.0
+        else:
+            total[sub] += sel.weights
+    weights = total / total.sum()
+    if (weights > 0).sum() < 2:
+        return None
+    mix = sum(w * preds[i] for i, w in enumerate(weights) if w > 0)
+    got = score(y, mix)
+    if not _better(metric, got, singles[best]):
+        return None
+    others = [i for i in np.argsort(-weights) if weights[i] > 0 and i != best]
+    return Selection([best] + [int(i) for i in others], weights, float(got), float(singles[best]))
+
+
+def patched(names: str):
+    """A context manager that applies the variant's patches (``pool3``, ``bagsel``) to automl's selection."""
+    import contextlib
+
+    from automl.selection import choose, final
+
+    @contextlib.contextmanager
+    def apply():
+        saved = (final.choose_ensemble, choose.caruana_select)
+        if "pool3" in names:
+            inner = final.choose_ensemble
+            final.choose_ensemble = lambda ctx, done, *a, **k: inner(
+                ctx, pool_first(done, choose.MAX_MEMBERS_CONSIDERED), *a, **k)
+        if "bagsel" in names:
+            choose.caruana_select = bagged_caruana
+        try:
+            yield
+        finally:
+            final.choose_ensemble, choose.caruana_select = saved
+    return apply()
+
+
+def first_trials(outcome, n: int):
+    """The search's outcome as if it had stopped after its first ``n`` finished trials."""
+    import dataclasses
+
+    lb = outcome.leaderboard
+    lb = lb[lb["trial_number"] < n].reset_index(drop=True)
+    ids = set(lb["trial_id"].astype(str))
+    rows = [r for r in outcome.rows if str(r["trial_id"]) in ids]
+    return dataclasses.replace(outcome, leaderboard=lb, rows=rows,
+                               counts={"completed": int((lb["status"] == "completed").sum())})
+
+
+def run_one(suite_dir: Path, name: str, spec: dict, budget: float, seed: int, variants: list,
+            prefix: int = 0) -> list:
+    """One dataset: one search, every variant's selection (and, with ``prefix``, each again on the
+    first ``prefix`` finished trials only). Returns one record per variant and trial set."""
     from automl.config import compose_config
     from automl.model import ModelBundle
     from automl.search.resume import begin_run
@@ -66,12 +157,16 @@ def run_one(suite_dir: Path, name: str, spec: dict, budget: float, seed: int) ->
     searched_s = time.time() - started
     reserve = search_reserve_s(budget)
     records = []
-    for variant, keys in VARIANTS.items():
+    sets = [("all", outcome)] + ([(f"first{prefix}", first_trials(outcome, prefix))] if prefix else [])
+    for (trials_set, trials_outcome), variant in [(t, v) for t in sets for v in variants]:
+        keys = dict(VARIANTS[variant])
+        patch = keys.pop("patch", "")
         for key, value in {"final_model": "refit", "gate": "score", "stack": False, **keys}.items():
             cfg.select[key] = value
         t0 = time.time()
         venv = RunEnv(cfg, run_dir, {}, t0, t0 + reserve, state)  # each variant: the fit's reserve
-        sel = select(venv, prepared, outcome)
+        with patched(patch):
+            sel = select(venv, prepared, trials_outcome)
         info = prepared.info
         bundle = ModelBundle(pipeline=sel.model, problem_type=info.problem_type, target=cfg.data.target,
                              feature_columns=prepared.features, column_types=prepared.feature_types,
@@ -79,11 +174,14 @@ def run_one(suite_dir: Path, name: str, spec: dict, budget: float, seed: int) ->
                              calibration=sel.calibration, trial_id=str(sel.trial_id), candidate=str(sel.candidate))
         scored = score_test_data(env, prepared, bundle) or {}
         rec = sel.record()
-        records.append({"dataset": name, "variant": variant, "metric": spec["metric"], "budget_s": budget,
-                        "seed": seed, "score": scored.get("test_score"), "select_s": round(time.time() - t0, 2),
-                        "search_s": round(searched_s, 1), "n_trials": int(outcome.counts.get("completed", 0)),
+        records.append({"dataset": name, "variant": variant, "trials": trials_set, "metric": spec["metric"],
+                        "budget_s": budget, "seed": seed, "score": scored.get("test_score"),
+                        "validation": float(sel.score) if getattr(sel, "score", None) is not None else None,
+                        "select_s": round(time.time() - t0, 2), "search_s": round(searched_s, 1),
+                        "n_trials": int(trials_outcome.counts.get("completed", 0)),
                         "chosen": str(sel.candidate), "final_model": (rec.get("final_model") or {}).get("kind"),
-                        "gate_passed": (rec.get("gate") or {}).get("passed")})
+                        "gate_passed": (rec.get("gate") or {}).get("passed"),
+                        "members": [m["candidate"] for m in (sel.members or [])]})
     return records
 
 
@@ -97,32 +195,57 @@ def peer_reference(suite_dir: Path) -> dict:
 
 
 def summarise(rows: list, peers: dict) -> None:
+    """A table per dataset and seed; each variant against the first (on all trials); and, where
+    the prefix ran, each variant on all trials against itself on the first trials (anytime)."""
     by = {}
     for r in rows:
-        by.setdefault(r["dataset"], {})[r["variant"]] = r
-    names = list(VARIANTS)
-    print("| dataset | metric | " + " | ".join(names) + " | best peer |")
-    print("|---|---|" + "---|" * (len(names) + 1))
-    wins = {v: 0 for v in names}
-    for ds, vs in by.items():
+        trials = "all" if r.get("trials", "all") == "all" else "first"  # "first<n>": the first n trials
+        by.setdefault((r["dataset"], r.get("seed", 0)), {})[(r["variant"], trials)] = r
+    cols = sorted({k for vs in by.values() for k in vs}, key=lambda k: (k[1] != "all", k[1], k[0]))
+    print("| dataset | seed | metric | " + " | ".join(f"{v} {t}" for v, t in cols) + " | best peer |")
+    print("|---|---|---|" + "---|" * (len(cols) + 1))
+    wins = {c: 0 for c in cols}
+    for (ds, seed), vs in by.items():
         metric = next(iter(vs.values()))["metric"]
         ref = peers.get(ds, {})
         best_peer = (min(ref.values()) if metric == "rmse" else max(ref.values())) if ref else None
         cells = []
-        for v in names:
-            s = vs.get(v, {}).get("score")
+        for c in cols:
+            s = vs.get(c, {}).get("score")
             cells.append("-" if s is None else f"{s:.5g}")
             if s is not None and best_peer is not None and within(metric, s, best_peer, "tie"):
-                wins[v] += 1
-        print(f"| {ds} | {metric} | " + " | ".join(cells) + f" | {best_peer if best_peer is None else f'{best_peer:.5g}'} |")
-    base = names[0]
-    for v in names[1:]:
-        pairs = [(vs[base]["score"], vs[v]["score"], vs[v]["metric"]) for vs in by.values()
-                 if vs.get(base, {}).get("score") is not None and vs.get(v, {}).get("score") is not None]
+                wins[c] += 1
+        peer = "-" if best_peer is None else f"{best_peer:.5g}"
+        print(f"| {ds} | {seed} | {metric} | " + " | ".join(cells) + f" | {peer} |")
+
+    def count(a_key, b_key, label):
+        pairs = [(vs[a_key]["score"], vs[b_key]["score"], vs[b_key]["metric"]) for vs in by.values()
+                 if vs.get(a_key, {}).get("score") is not None and vs.get(b_key, {}).get("score") is not None]
+        if not pairs:
+            return
         up = sum(better(m, b, a) for a, b, m in pairs)
         down = sum(better(m, a, b) for a, b, m in pairs)
-        print(f"{v} vs {base}: better on {up}, worse on {down}, equal on {len(pairs) - up - down} of {len(pairs)}")
-    print("at least the best peer (within tolerance): " + ", ".join(f"{v} {n}" for v, n in wins.items()))
+        print(f"{label}: better on {up}, worse on {down}, equal on {len(pairs) - up - down} of {len(pairs)}")
+
+    names = list(dict.fromkeys(v for v, _ in cols))
+    for v in names[1:]:
+        count((names[0], "all"), (v, "all"), f"{v} vs {names[0]} (all trials)")
+    for v in names:
+        for vs in by.values():
+            firsts = [t for (vv, t) in vs if vv == v and t != "all"]
+            if firsts:
+                break
+        else:
+            continue
+        pairs = [(vs[(v, t)]["score"], vs[(v, "all")]["score"], vs[(v, "all")]["metric"]) for vs in by.values()
+                 for (vv, t) in vs if vv == v and t != "all" and vs[(v, t)].get("score") is not None
+                 and vs.get((v, "all"), {}).get("score") is not None]
+        up = sum(better(m, b, a) for a, b, m in pairs)
+        down = sum(better(m, a, b) for a, b, m in pairs)
+        beyond = sum(not within(m, b, a, "tie") for a, b, m in pairs)
+        print(f"{v}: all trials vs the first trials (anytime): better on {up}, worse on {down} "
+              f"({beyond} beyond the tie tolerance), equal on {len(pairs) - up - down} of {len(pairs)}")
+    print("at least the best peer (within tolerance): " + ", ".join(f"{v} {t} {n}" for (v, t), n in wins.items()))
 
 
 def main() -> int:
@@ -133,30 +256,45 @@ def main() -> int:
     ap.add_argument("--budget", type=float, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "tmp" / "select_ab.jsonl"))
+    ap.add_argument("--variants", default=",".join(list(VARIANTS)[:5]),
+                    help="comma-separated names of VARIANTS (default: the first five)")
+    ap.add_argument("--prefix-from", default="",
+                    help="a results file of automl runs (e.g. at 60 s): each variant is also selected from the "
+                         "first n_trials finished trials of the search, n_trials as that file has it for the "
+                         "dataset and seed: how the choice changes with a longer search, on the same trials")
+    ap.add_argument("--prefix", type=int, default=0, help=argparse.SUPPRESS)  # internal: for --one
     ap.add_argument("--one", default="", help=argparse.SUPPRESS)  # internal: run one dataset in this process
     ap.add_argument("--summary-only", action="store_true")
     args = ap.parse_args()
     suite_dir = Path(args.suite)
     suite = load_suite(suite_dir)
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {unknown}; known: {list(VARIANTS)}")
     if args.one:
-        for rec in run_one(suite_dir, args.one, suite[args.one], args.budget, args.seed):
+        for rec in run_one(suite_dir, args.one, suite[args.one], args.budget, args.seed, variants, args.prefix):
             print("RECORD " + json.dumps(rec), flush=True)
         return 0
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     if not args.summary_only:
+        earlier = {(r["dataset"], r.get("seed")): r.get("n_trials") for r in read_jsonl([Path(args.prefix_from)])
+                   if r.get("system", "automl") == "automl"} if args.prefix_from else {}
         for name in pick_datasets(suite, args.datasets, args.group):
+            prefix = int(earlier.get((name, args.seed)) or 0)
             proc = subprocess.run([sys.executable, __file__, "--one", name, "--suite", str(suite_dir),
-                                   "--budget", str(args.budget), "--seed", str(args.seed)],
+                                   "--budget", str(args.budget), "--seed", str(args.seed), "--variants", args.variants,
+                                   "--prefix", str(prefix)],
                                   capture_output=True, text=True)
             got = [json.loads(line[7:]) for line in proc.stdout.splitlines() if line.startswith("RECORD ")]
             if not got:
                 tail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
                 got = [{"dataset": name, "variant": v, "metric": suite[name]["metric"], "score": None,
-                        "error": tail[-300:]} for v in VARIANTS]
+                        "error": tail[-300:]} for v in variants]
             with open(args.out, "a") as fh:
                 for rec in got:
                     fh.write(json.dumps(rec) + "\n")
-            print(name, " ".join(f"{r['variant']}={r.get('score')}" for r in got), flush=True)
+            print(name, " ".join(f"{r['variant']}/{r.get('trials', 'all')}={r.get('score')}" for r in got), flush=True)
     rows = [json.loads(line) for line in Path(args.out).read_text().splitlines() if line.strip()]
     summarise(rows, peer_reference(suite_dir))
     return 0
