@@ -1,6 +1,7 @@
 """Paired comparison of final-model choices (``select.*``) on the same search.
 
     python benchmarks/select_ab.py [--group all|core|broad | --datasets a,b] [--budget 60] [--seed 0]
+                                   [--variants A_refit_score,P_pool3,...] [--prefix-from <results.jsonl>]
                                    [--out benchmarks/results/tmp/select_ab.jsonl]
 
 For each dataset, one process runs automl's prepare, plan and search stages on train.csv with the
@@ -8,7 +9,14 @@ given budget (as `automl fit` would: Ray start-up included), then the select sta
 variant on the SAME trials, each with the time the fit keeps back for it, and scores each final
 model on test.csv. Comparing variants on one search removes the search's own noise (which trials
 ran), so a difference is the selection's alone. Variants (``VARIANTS``): refit or bagged fold
-models (``select.final_model``) crossed with the ensemble gate (``select.gate``), plus stacking.
+models (``select.final_model``) crossed with the ensemble gate (``select.gate``), plus stacking,
+and (``P``-``S``) other ways to choose the ensemble's pool and weights, patched in for the call.
+
+``--prefix-from`` (a results file of automl runs at a smaller budget) selects every variant a
+second time from the first ``n_trials`` finished trials only, ``n_trials`` as that file has it
+for the dataset and seed: what a longer search changes in the choice, on one search (a 300 s
+search against its own first trials stands in for a 60 s run; a real 60 s run also differs in
+its trial time limit and its search path).
 
 The search's wall time is not the user's: use run_suite.py for the end-to-end figures.
 """
@@ -36,21 +44,26 @@ VARIANTS = {
     "Q_bagsel": {"final_model": "refit", "gate": "score", "patch": "bagsel"},
     "R_pool3_bagsel": {"final_model": "refit", "gate": "score", "patch": "pool3+bagsel"},
     "S_pool3_bootstrap": {"final_model": "refit", "gate": "bootstrap", "patch": "pool3"},
+    "T_cap3": {"final_model": "refit", "gate": "score", "patch": "cap3"},
+    "U_cap5": {"final_model": "refit", "gate": "score", "patch": "cap5"},
 }
 PER_CANDIDATE = 3  # pool3: the best 3 trials of every candidate always in the ensemble's pool
 BAGS, BAG_SHARE = 20, 0.5  # bagsel: Caruana on 20 random halves of the pool, weights averaged
 
 
-def pool_first(done, size: int, per_candidate: int = PER_CANDIDATE):
+def pool_first(done, size: int, per_candidate: int = PER_CANDIDATE, fill: bool = True):
     """``done`` (ranked) re-ordered so that its first ``size`` rows are the pool: the best
-    ``per_candidate`` of every candidate, then the best of the rest."""
+    ``per_candidate`` of every candidate, then (``fill``) the best of the rest; without ``fill``
+    only the candidates' shares (the rows after them are cut off)."""
     import pandas as pd
 
-    if len(done) <= size:
+    if len(done) <= size and fill:
         return done
     rank = pd.Series(range(len(done)))
     share = (rank.groupby(done["candidate"].astype(str).to_numpy()).cumcount() < per_candidate).to_numpy()
     keep = list(rank[share])
+    if not fill:
+        return done.iloc[sorted(keep)]
     keep += [i for i in range(len(done)) if i not in set(keep)][:max(0, size - len(keep))]
     keep = sorted(keep)
     rest = [i for i in range(len(done)) if i not in set(keep)]
@@ -90,7 +103,7 @@ def bagged_caruana(preds, y, metric, pos_index=1, max_iter=40, score_fn=None):
 
 
 def patched(names: str):
-    """A context manager that applies the variant's patches (``pool3``, ``bagsel``) to automl's selection."""
+    """A context manager that applies the variant's patches (``pool3``, ``cap3``, ``cap5``, ``bagsel``) to automl's selection."""
     import contextlib
 
     from automl.selection import choose, final
@@ -102,6 +115,11 @@ def patched(names: str):
             inner = final.choose_ensemble
             final.choose_ensemble = lambda ctx, done, *a, **k: inner(
                 ctx, pool_first(done, choose.MAX_MEMBERS_CONSIDERED), *a, **k)
+        for cap in ("cap3", "cap5"):
+            if cap in names:
+                inner_cap = final.choose_ensemble
+                final.choose_ensemble = lambda ctx, done, *a, _n=int(cap[3:]), _f=inner_cap, **k: _f(
+                    ctx, pool_first(done, choose.MAX_MEMBERS_CONSIDERED, _n, fill=False), *a, **k)
         if "bagsel" in names:
             choose.caruana_select = bagged_caruana
         try:
