@@ -35,7 +35,7 @@ from automl.search.trial import TrialContext, weighted_fit_kwargs
 from automl.selection import SelectSpec
 from automl.selection.bagging import bagging_estimate
 from automl.selection.build import Built, Trials, build_bagged, save_seconds
-from automl.selection.choose import MAX_MEMBERS_CONSIDERED, EnsembleChoice
+from automl.selection.choose import MAX_MEMBERS_CONSIDERED, PER_CANDIDATE_IN_POOL, EnsembleChoice
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,10 @@ def rows_within(ctx: TrialContext, fit_s: float, seconds: float, name: Optional[
 
 
 def ensemble_seconds(ctx: TrialContext, n_completed: int) -> float:
-    """Ensemble selection over the out-of-fold rows of the best trials."""
+    """Ensemble selection over the out-of-fold rows of the trials in its pool (choose.ensemble_pool)."""
     oof_rows = len(np.unique(np.concatenate([va for _, va in ctx.folds])))
-    return ENSEMBLE_S_PER_ROW_TRIAL * oof_rows * min(n_completed, MAX_MEMBERS_CONSIDERED)
+    pool = min(n_completed, max(MAX_MEMBERS_CONSIDERED, PER_CANDIDATE_IN_POOL * len(ctx.candidates)))
+    return ENSEMBLE_S_PER_ROW_TRIAL * oof_rows * pool
 
 
 def post_search_seconds(ctx: TrialContext, rows: List[Dict[str, Any]], greater_is_better: bool,
