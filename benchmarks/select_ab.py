@@ -40,6 +40,8 @@ VARIANTS = {
     "D_auto_score": {"final_model": "auto", "gate": "score"},
     "E_auto_bootstrap_stack": {"final_model": "auto", "gate": "bootstrap", "stack": True},
     # How the ensemble's pool and weights are chosen (``patch``: a function below that changes it for the call).
+    # Since a12cda4 the default pool (A) is P's (selection/choose.py ensemble_pool); O is the one before.
+    "O_top30": {"final_model": "refit", "gate": "score", "patch": "top30"},
     "P_pool3": {"final_model": "refit", "gate": "score", "patch": "pool3"},
     "Q_bagsel": {"final_model": "refit", "gate": "score", "patch": "bagsel"},
     "R_pool3_bagsel": {"final_model": "refit", "gate": "score", "patch": "pool3+bagsel"},
@@ -103,14 +105,18 @@ def bagged_caruana(preds, y, metric, pos_index=1, max_iter=40, score_fn=None):
 
 
 def patched(names: str):
-    """A context manager that applies the variant's patches (``pool3``, ``cap3``, ``cap5``, ``bagsel``) to automl's selection."""
+    """A context manager that applies the variant's patches (``top30``, ``pool3``, ``cap3``, ``cap5``,
+    ``bagsel``) to automl's selection."""
     import contextlib
 
     from automl.selection import choose, final
 
     @contextlib.contextmanager
     def apply():
-        saved = (final.choose_ensemble, choose.caruana_select)
+        saved = (final.choose_ensemble, choose.caruana_select, choose.ensemble_pool)
+        if "top30" in names:  # the pool before a12cda4: the best 30 by validation score
+            choose.ensemble_pool = lambda done, size=choose.MAX_MEMBERS_CONSIDERED, **_: (
+                done["trial_id"].astype(str).head(size).tolist())
         if "pool3" in names:
             inner = final.choose_ensemble
             final.choose_ensemble = lambda ctx, done, *a, **k: inner(
@@ -125,7 +131,7 @@ def patched(names: str):
         try:
             yield
         finally:
-            final.choose_ensemble, choose.caruana_select = saved
+            final.choose_ensemble, choose.caruana_select, choose.ensemble_pool = saved
     return apply()
 
 
