@@ -24,7 +24,9 @@ MAX_MEMBERS_CONSIDERED = 30
 # Of each candidate, its best few trials are always in the pool the ensemble is chosen from. A
 # long search spends most of its trials refining the leading candidate (credit at 300 s: 185 of
 # 250 trials linear), so the best 30 by score were 30 near-copies of one model, and the ensemble
-# lost the diversity it had at 60 s (AUC 0.8475 at 300 s, 0.8539 at 60 s; churn 0.9225, 0.9329).
+# lost the other kinds of model it had with fewer trials. On the same 300 s search (seed 1,
+# benchmarks/select_ab.py --prefix-from): credit 0.8475 from all trials with the best-30 pool,
+# 0.8528 from the first 23, 0.8544 with this pool; churn 0.9280, 0.9321, 0.9337 (docs/benchmarks.md).
 PER_CANDIDATE_IN_POOL = 3
 
 
