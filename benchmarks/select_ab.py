@@ -40,7 +40,7 @@ VARIANTS = {
     "D_auto_score": {"final_model": "auto", "gate": "score"},
     "E_auto_bootstrap_stack": {"final_model": "auto", "gate": "bootstrap", "stack": True},
     # How the ensemble's pool and weights are chosen (``patch``: a function below that changes it for the call).
-    # Since a12cda4 the default pool (A) is P's (selection/choose.py ensemble_pool); O is the one before.
+    # Since 26fabcf the default pool (A) is P's (selection/choose.py ensemble_pool); O is the one before.
     "O_top30": {"final_model": "refit", "gate": "score", "patch": "top30"},
     "P_pool3": {"final_model": "refit", "gate": "score", "patch": "pool3"},
     "Q_bagsel": {"final_model": "refit", "gate": "score", "patch": "bagsel"},
@@ -114,7 +114,7 @@ def patched(names: str):
     @contextlib.contextmanager
     def apply():
         saved = (final.choose_ensemble, choose.caruana_select, choose.ensemble_pool)
-        if "top30" in names:  # the pool before a12cda4: the best 30 by validation score
+        if "top30" in names:  # the pool before 26fabcf: the best 30 by validation score
             choose.ensemble_pool = lambda done, size=choose.MAX_MEMBERS_CONSIDERED, **_: (
                 done["trial_id"].astype(str).head(size).tolist())
         if "pool3" in names:
