@@ -10,7 +10,7 @@ variant on the SAME trials, each with the time the fit keeps back for it, and sc
 model on test.csv. Comparing variants on one search removes the search's own noise (which trials
 ran), so a difference is the selection's alone. Variants (``VARIANTS``): refit or bagged fold
 models (``select.final_model``) crossed with the ensemble gate (``select.gate``), plus stacking,
-and (``P``-``S``) other ways to choose the ensemble's pool and weights, patched in for the call.
+and (``O``-``U``) other ways to choose the ensemble's pool and weights, patched in for the call.
 
 ``--prefix-from`` (a results file of automl runs at a smaller budget) selects every variant a
 second time from the first ``n_trials`` finished trials only, ``n_trials`` as that file has it
@@ -49,27 +49,7 @@ VARIANTS = {
     "T_cap3": {"final_model": "refit", "gate": "score", "patch": "cap3"},
     "U_cap5": {"final_model": "refit", "gate": "score", "patch": "cap5"},
 }
-PER_CANDIDATE = 3  # pool3: the best 3 trials of every candidate always in the ensemble's pool
 BAGS, BAG_SHARE = 20, 0.5  # bagsel: Caruana on 20 random halves of the pool, weights averaged
-
-
-def pool_first(done, size: int, per_candidate: int = PER_CANDIDATE, fill: bool = True):
-    """``done`` (ranked) re-ordered so that its first ``size`` rows are the pool: the best
-    ``per_candidate`` of every candidate, then (``fill``) the best of the rest; without ``fill``
-    only the candidates' shares (the rows after them are cut off)."""
-    import pandas as pd
-
-    if len(done) <= size and fill:
-        return done
-    rank = pd.Series(range(len(done)))
-    share = (rank.groupby(done["candidate"].astype(str).to_numpy()).cumcount() < per_candidate).to_numpy()
-    keep = list(rank[share])
-    if not fill:
-        return done.iloc[sorted(keep)]
-    keep += [i for i in range(len(done)) if i not in set(keep)][:max(0, size - len(keep))]
-    keep = sorted(keep)
-    rest = [i for i in range(len(done)) if i not in set(keep)]
-    return done.iloc[keep + rest]
 
 
 def bagged_caruana(preds, y, metric, pos_index=1, max_iter=40, score_fn=None):
@@ -109,29 +89,26 @@ def patched(names: str):
     ``bagsel``) to automl's selection."""
     import contextlib
 
-    from automl.selection import choose, final
+    from automl.selection import choose
 
     @contextlib.contextmanager
     def apply():
-        saved = (final.choose_ensemble, choose.caruana_select, choose.ensemble_pool)
+        saved = (choose.caruana_select, choose.ensemble_pool)
+        pool = choose.ensemble_pool
         if "top30" in names:  # the pool before 26fabcf: the best 30 by validation score
-            choose.ensemble_pool = lambda done, size=choose.MAX_MEMBERS_CONSIDERED, **_: (
-                done["trial_id"].astype(str).head(size).tolist())
-        if "pool3" in names:
-            inner = final.choose_ensemble
-            final.choose_ensemble = lambda ctx, done, *a, **k: inner(
-                ctx, pool_first(done, choose.MAX_MEMBERS_CONSIDERED), *a, **k)
-        for cap in ("cap3", "cap5"):
-            if cap in names:
-                inner_cap = final.choose_ensemble
-                final.choose_ensemble = lambda ctx, done, *a, _n=int(cap[3:]), _f=inner_cap, **k: _f(
-                    ctx, pool_first(done, choose.MAX_MEMBERS_CONSIDERED, _n, fill=False), *a, **k)
+            choose.ensemble_pool = lambda done, **_: done["trial_id"].astype(str).head(
+                choose.MAX_MEMBERS_CONSIDERED).tolist()
+        if "pool3" in names:  # the best 3 of every candidate, then the best of the rest up to 30
+            choose.ensemble_pool = lambda done, **_: pool(done, choose.MAX_MEMBERS_CONSIDERED, 3)
+        for n in (3, 5):
+            if f"cap{n}" in names:  # the best n of every candidate only (size 0: no filling up)
+                choose.ensemble_pool = lambda done, _n=n, **_: pool(done, 0, _n)
         if "bagsel" in names:
             choose.caruana_select = bagged_caruana
         try:
             yield
         finally:
-            final.choose_ensemble, choose.caruana_select, choose.ensemble_pool = saved
+            choose.caruana_select, choose.ensemble_pool = saved
     return apply()
 
 
@@ -242,33 +219,25 @@ def summarise(rows: list, peers: dict) -> None:
         peer = "-" if best_peer is None else f"{best_peer:.5g}"
         print(f"| {ds} | {seed} | {metric} | " + " | ".join(cells) + f" | {peer} |")
 
-    def count(a_key, b_key, label):
-        pairs = [(vs[a_key]["score"], vs[b_key]["score"], vs[b_key]["metric"]) for vs in by.values()
-                 if vs.get(a_key, {}).get("score") is not None and vs.get(b_key, {}).get("score") is not None]
+    def tally(pairs, label, beyond_note=False):
+        """``pairs``: (reference score, compared score, metric); prints how often the second is better."""
         if not pairs:
             return
         up = sum(better(m, b, a) for a, b, m in pairs)
         down = sum(better(m, a, b) for a, b, m in pairs)
-        print(f"{label}: better on {up}, worse on {down}, equal on {len(pairs) - up - down} of {len(pairs)}")
+        beyond = sum(not within(m, b, a, "tie") for a, b, m in pairs)
+        worse = f"worse on {down} ({beyond} beyond the tie tolerance)" if beyond_note else f"worse on {down}"
+        print(f"{label}: better on {up}, {worse}, equal on {len(pairs) - up - down} of {len(pairs)}")
+
+    def paired(a_key, b_key):
+        return [(vs[a_key]["score"], vs[b_key]["score"], vs[b_key]["metric"]) for vs in by.values()
+                if vs.get(a_key, {}).get("score") is not None and vs.get(b_key, {}).get("score") is not None]
 
     names = list(dict.fromkeys(v for v, _ in cols))
     for v in names[1:]:
-        count((names[0], "all"), (v, "all"), f"{v} vs {names[0]} (all trials)")
+        tally(paired((names[0], "all"), (v, "all")), f"{v} vs {names[0]} (all trials)")
     for v in names:
-        for vs in by.values():
-            firsts = [t for (vv, t) in vs if vv == v and t != "all"]
-            if firsts:
-                break
-        else:
-            continue
-        pairs = [(vs[(v, t)]["score"], vs[(v, "all")]["score"], vs[(v, "all")]["metric"]) for vs in by.values()
-                 for (vv, t) in vs if vv == v and t != "all" and vs[(v, t)].get("score") is not None
-                 and vs.get((v, "all"), {}).get("score") is not None]
-        up = sum(better(m, b, a) for a, b, m in pairs)
-        down = sum(better(m, a, b) for a, b, m in pairs)
-        beyond = sum(not within(m, b, a, "tie") for a, b, m in pairs)
-        print(f"{v}: all trials vs the first trials (anytime): better on {up}, worse on {down} "
-              f"({beyond} beyond the tie tolerance), equal on {len(pairs) - up - down} of {len(pairs)}")
+        tally(paired((v, "first"), (v, "all")), f"{v}: all trials vs the first trials (anytime)", beyond_note=True)
     print("at least the best peer (within tolerance): " + ", ".join(f"{v} {t} {n}" for (v, t), n in wins.items()))
 
 
