@@ -59,8 +59,10 @@ def _stop(proc: subprocess.Popen) -> None:
             time.sleep(0.2)
 
 
-def _wait_for_nodes(address: str, env: dict, n: int, timeout: float = 90) -> dict:
-    """Poll the cluster from a short-lived driver until ``n`` nodes are alive; return the worker's id."""
+def _wait_for_nodes(address: str, env: dict, n: int, timeout: float = 90,
+                    node: subprocess.Popen | None = None) -> dict | None:
+    """Poll the cluster from a short-lived driver until ``n`` nodes are alive; return the worker's id,
+    or None when the timeout passes or ``node`` (the worker's `ray start`) has exited."""
     code = (
         "import json, ray; ray.init(address=%r, include_dashboard=False, log_to_driver=False); "
         "nodes=[x for x in ray.nodes() if x['Alive']]; "
@@ -68,17 +70,19 @@ def _wait_for_nodes(address: str, env: dict, n: int, timeout: float = 90) -> dic
         "if x['Resources'].get(%r)]}))" % (address, WORKER_RESOURCE)
     )
     deadline = time.time() + timeout
-    last = ""
-    while time.time() < deadline:
+    while time.time() < deadline and (node is None or node.poll() is None):
         res = subprocess.run([str(VENV_BIN / "python"), "-c", code], env=env, capture_output=True, text=True,
                              timeout=60)
         if res.returncode == 0 and res.stdout.strip():
             info = json.loads(res.stdout.strip().splitlines()[-1])
             if info["n"] >= n and info["worker"]:
                 return info
-        last = res.stderr[-1500:]
         time.sleep(2)
-    raise AssertionError(f"cluster did not come up with {n} nodes: {last}")
+    return None
+
+
+def _tail(path: Path, chars: int = 1500) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
 
 
 @contextlib.contextmanager
@@ -93,17 +97,30 @@ def loopback_cluster(tmp_path: Path, extra_env: dict, head_cpus: int, worker_cpu
     head = _start_node(["--head", f"--port={port}", "--node-ip-address=127.0.0.1", f"--num-cpus={head_cpus}",
                         "--include-dashboard=false", f"--ray-client-server-port={free_port()}"],
                        head_tmp, env, tmp_path / "head.log")
-    worker = None
+    workers: list[subprocess.Popen] = []
     try:
         time.sleep(2)
-        worker = _start_node([f"--address={address}", "--node-ip-address=127.0.0.1", f"--num-cpus={worker_cpus}",
-                              f'--resources={{"{WORKER_RESOURCE}": 1}}'], worker_tmp, env, tmp_path / "worker.log")
-        yield address, env, _wait_for_nodes(address, env, 2)
-    finally:
-        if worker is not None:
+        # The worker gets fresh ports on each attempt: a port found free can be taken before
+        # `ray start` binds it, and then the node exits or never registers (seen once in CI).
+        for attempt in range(3):
+            log = tmp_path / f"worker-{attempt}.log"
+            worker = _start_node([f"--address={address}", "--node-ip-address=127.0.0.1",
+                                  f"--num-cpus={worker_cpus}", f'--resources={{"{WORKER_RESOURCE}": 1}}'],
+                                 Path(f"{worker_tmp}-{attempt}"), env, log)
+            workers.append(worker)
+            info = _wait_for_nodes(address, env, 2, timeout=90, node=worker)
+            if info is not None:
+                break
             _stop(worker)
+        else:
+            raise AssertionError(f"the worker node did not join the cluster in 3 attempts; head log: "
+                                 f"{_tail(tmp_path / 'head.log')}\nlast worker log: {_tail(log)}")
+        yield address, env, info
+    finally:
+        for w in workers:
+            _stop(w)
         _stop(head)
-        for d in (head_tmp, worker_tmp):
+        for d in [head_tmp] + [Path(f"{worker_tmp}-{i}") for i in range(len(workers))]:
             subprocess.run(["rm", "-rf", str(d)], check=False)
 
 
