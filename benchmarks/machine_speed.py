@@ -39,6 +39,8 @@ def probe(repeats: int, out: str) -> int:
     import xgboost as xgb
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
     df = pd.read_csv(Path(DEFAULT_SUITE) / "churn" / "train.csv")
     y = (df.pop("churn") if "churn" in df else df.pop(df.columns[-1])).astype("category").cat.codes.to_numpy()
@@ -47,7 +49,7 @@ def probe(repeats: int, out: str) -> int:
         "xgboost": lambda: xgb.XGBClassifier(n_estimators=300, max_depth=6, learning_rate=0.1, n_jobs=1,
                                              random_state=0),
         "random_forest": lambda: RandomForestClassifier(n_estimators=200, n_jobs=1, random_state=0),
-        "logistic": lambda: LogisticRegression(max_iter=2000),
+        "logistic": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
     }
     rec = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": int(len(y)), "repeats": repeats}
     for name, make in models.items():
