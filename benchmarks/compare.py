@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_SUITE, METRICS, best_of, better, load_suite, read_jsonl, rule, select, within  # noqa: E402
+from common import (DEFAULT_SUITE, METRICS, best_of, better, load_suite, read_jsonl, rule, score,  # noqa: E402
+                    select, within)
 
 AUTOML = "automl"
 PEER_ORDER = ("flaml", "ag", "ag_best")
@@ -202,17 +203,21 @@ def curve_table(res: Results, suite: Dict[str, Dict[str, Any]], names: List[str]
     return lines
 
 
-def anytime_table(res: Results, suite: Dict[str, Dict[str, Any]], names: List[str]) -> List[str]:
+def anytime_table(res: Results, suite: Dict[str, Dict[str, Any]], names: List[str],
+                  suite_dir: Optional[Path] = None) -> List[str]:
     """Table 3: automl's median at each budget against its median at the next smaller one, per
     dataset; "worse" when beyond the metric's tie tolerance (the issue's "a longer budget must not
-    give a worse model beyond noise"). Empty with fewer than two budgets."""
+    give a worse model beyond noise"). Where the runs kept their test predictions (run_suite.py's
+    pred_path) for the same seeds at both budgets, also the paired bootstrap over the test rows
+    (``paired_bootstrap``): "beyond noise" when its 95% interval is below zero. Empty with fewer
+    than two budgets."""
     budgets = [b for b in res.budgets if any(res.records(AUTOML, d, b) for d in names)]
     if len(budgets) < 2:
         return []
     cols = [f"{b:g} s" for b in budgets]
-    lines = ["| dataset | metric | " + " | ".join(cols) + " | longer budget worse |",
-             "|---|---|" + "---|" * (len(cols) + 1)]
-    worse_total = 0
+    lines = ["| dataset | metric | " + " | ".join(cols) + " | longer budget worse | paired bootstrap, 95% |",
+             "|---|---|" + "---|" * (len(cols) + 2)]
+    worse_total = noisy_total = 0
     for d in names:
         metric = suite[d]["metric"]
         meds = [res.median(AUTOML, d, b) for b in budgets]
@@ -221,11 +226,77 @@ def anytime_table(res: Results, suite: Dict[str, Dict[str, Any]], names: List[st
         worse = [f"{b:g} s" for prev, cur, b in zip(meds, meds[1:], budgets[1:])
                  if prev is not None and cur is not None and not within(metric, cur, prev, "tie")]
         worse_total += bool(worse)
+        boot = [bootstrap_cell(res, suite, d, prev, cur, suite_dir) for prev, cur in zip(budgets, budgets[1:])]
+        noisy_total += any(b.endswith("worse beyond noise") for b in boot)
         lines.append(f"| {d} | {metric} | " + " | ".join(fmt(m, metric) if m is not None else "-" for m in meds)
-                     + f" | {', '.join(worse) or '-'} |")
+                     + f" | {', '.join(worse) or '-'} | {'; '.join(b for b in boot if b) or '-'} |")
     lines += ["", f"- datasets where a longer budget is worse than the one before beyond the tie tolerance: "
-                  f"**{worse_total}**"]
+                  f"**{worse_total}**",
+              f"- datasets where it is worse beyond noise by the paired bootstrap over the test rows: **{noisy_total}** "
+              "(only where the runs kept their predictions)"]
     return lines
+
+
+def bootstrap_cell(res: Results, suite: Dict[str, Dict[str, Any]], dataset: str, short: float, long: float,
+                   suite_dir: Optional[Path]) -> str:
+    """The paired bootstrap of ``long`` against ``short`` on ``dataset`` as a table cell ('' without
+    kept predictions for a common seed)."""
+    import pandas as pd
+
+    if suite_dir is None:
+        return ""
+    def kept(budget):
+        return {s: Path(r["pred_path"]) for (sy, d, s, b), r in res.runs.items()
+                if sy == AUTOML and d == dataset and b == budget and r.get("score") is not None
+                and r.get("pred_path") and Path(r["pred_path"]).exists()}
+    a, b = kept(short), kept(long)
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return ""
+    spec = suite[dataset]
+    y = pd.read_csv(suite_dir / dataset / "test.csv")[spec["target"]]
+    if spec["metric"] not in ("rmse", "mse", "mae", "r2"):
+        y = y.astype(str)
+    positive = res.runs[(AUTOML, dataset, seeds[0], long)].get("positive_class")
+    pairs = [(pd.read_csv(a[s]), pd.read_csv(b[s])) for s in seeds]
+    mid, lo, hi = paired_bootstrap(spec["metric"], y, pairs, positive)
+    verdict = "worse beyond noise" if hi < 0 else "better beyond noise" if lo > 0 else "within noise"
+    return f"{long:g} vs {short:g} s ({len(seeds)} seeds): {mid:+.4g} [{lo:+.4g}, {hi:+.4g}] {verdict}"
+
+
+def paired_bootstrap(metric: str, y_true, pairs: List[Tuple[Any, Any]], positive=None, resamples: int = 500,
+                     seed: int = 0) -> Tuple[float, float, float]:
+    """The change of the test score from the first to the second prediction of each pair (one pair
+    per seed: a smaller and a longer budget's predictions, DataFrames with predicted_label and
+    proba_*), averaged over the pairs, on the test rows and on ``resamples`` bootstrap resamples of
+    them (the same rows for every pair). Returns (change, 2.5th, 97.5th percentile), signed so
+    that a positive change is better (error metrics negated): how much of a difference the test
+    rows can tell from noise."""
+    import numpy as np
+
+    sign = -1.0 if not rule(metric).greater_is_better else 1.0
+    y = np.asarray(y_true)
+
+    def change(rows) -> float:
+        out = []
+        for a, b in pairs:
+            s = [score(metric, y[rows], p["predicted_label"].to_numpy()[rows], probas(p).iloc[rows], positive)
+                 for p in (a, b)]
+            out.append(sign * (s[1] - s[0]))
+        return float(np.mean(out))
+
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    boot = [change(rng.integers(0, n, n)) for _ in range(resamples)]
+    return change(np.arange(n)), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
+
+
+def probas(pred):
+    """The proba_* columns of a prediction frame, named by class (common.score's form)."""
+    cols = [c for c in pred.columns if c.startswith("proba_")]
+    out = pred[cols]
+    out.columns = [c[len("proba_"):] for c in cols]
+    return out
 
 
 def provenance(res: Results) -> str:
@@ -254,7 +325,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     md += dataset_table(res, suite, names, args.budget)
     md += ["", "### Score against budget (median normalised score over datasets; n datasets)", ""]
     md += curve_table(res, suite, names)
-    anytime = anytime_table(res, suite, names)
+    anytime = anytime_table(res, suite, names, Path(args.suite))
     if anytime:
         md += ["", "### automl against its own smaller budget (median over seeds)", ""] + anytime
     md += ["", "Tolerances: " + "; ".join(f"{k} {'±' if r.kind == 'abs' else ''}{r.tie:g}"

@@ -15,7 +15,9 @@ Each line is also compared with the peers' figures at the same budget (every pee
 suite folder, or --peers-file): best_peer and result (win: better than every peer; tie: within
 the tolerance; loss; BAD loss). benchmarks/compare.py makes the tables over seeds and budgets.
 The run folder (workdir/<dataset>-s<seed>-b<budget>-<time>/) keeps fit.log, config.yaml,
-summary.json and leaderboard.csv; the model files are deleted after scoring unless --keep-runs.
+summary.json and leaderboard.csv, and pred.csv.gz (the test predictions, recorded as pred_path,
+for compare.py's paired bootstrap between budgets); the model files are deleted after scoring
+unless --keep-runs.
 `--peers` then runs benchmarks/run_peers.py on the same datasets, seeds and budgets.
 """
 from __future__ import annotations
@@ -54,6 +56,7 @@ from common import (  # noqa: E402
 
 log = logging.getLogger("run_suite")
 KEEP_FILES = ("summary.json", "leaderboard.csv", "config.yaml")
+PRED_FILE = "pred.csv.gz"  # beside run/: predicted_label and proba_* of the test rows, 6 decimals
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -130,6 +133,11 @@ def run_one(exe: str, suite_dir: Path, name: str, spec: Dict[str, Any], budget: 
     rec["best_candidate"] = (summary.get("best") or {}).get("candidate")
     rec["n_trials"] = summary.get("n_trials_completed")
     rec["fit_wall_s"] = summary.get("wall_time_s")
+    rec["positive_class"] = summary.get("positive_class")
+    # The test predictions, compact, for compare.py's paired bootstrap between budgets (test rows resampled).
+    keep = pred[["predicted_label"] + [c for c in pred.columns if c.startswith("proba_")]]
+    keep.round(6).to_csv(work / PRED_FILE, index=False)
+    rec["pred_path"] = str(work / PRED_FILE)
     if not args.keep_runs:
         _prune(run_dir)
         pred_path.unlink(missing_ok=True)

@@ -172,8 +172,55 @@ def test_run_suite_fits_and_scores_through_the_real_cli_per_seed(tmp_path):
     assert row["best_peer"] == 0.5 and row["result"] in ("win", "tie", "loss", "BAD loss")
     kept = sorted(p.name for p in (Path(row["run_dir"]) / "run").iterdir())
     assert kept == ["config.yaml", "leaderboard.csv", "summary.json"]  # model files pruned, records kept
+    pred = pd.read_csv(row["pred_path"])  # the test predictions, kept for the bootstrap between budgets
+    assert len(pred) == 50 and list(pred.columns) == ["predicted_label", "proba_no", "proba_yes"]
+    assert row["positive_class"] == "yes"
     config = yaml.safe_load((Path(row["run_dir"]) / "run" / "config.yaml").read_text())
     assert config["seed"] == 1 and config["data"]["drop"] == ["drop_me"]
+
+
+def binary_preds(y, signal, seed):
+    """A prediction frame for string labels ``y`` ("no"/"yes"): probabilities with ``signal`` of the truth."""
+    rng = np.random.default_rng(seed)
+    p = np.clip(signal * (y == "yes") + (1 - signal) * rng.random(len(y)), 0, 1)
+    return pd.DataFrame({"predicted_label": np.where(p > 0.5, "yes", "no"), "proba_no": 1 - p, "proba_yes": p})
+
+
+def test_the_paired_bootstrap_tells_a_real_loss_from_the_test_rows_noise():
+    y = np.where(np.random.default_rng(0).random(400) > 0.7, "yes", "no")
+    good, bad = binary_preds(y, 0.6, 1), binary_preds(y, 0.1, 2)
+    same = compare.paired_bootstrap("auc", y, [(good, good)], "yes", resamples=200)
+    assert same == (0.0, 0.0, 0.0)
+    change, lo, hi = compare.paired_bootstrap("auc", y, [(good, bad), (good, bad)], "yes", resamples=200)
+    assert change < 0 and hi < 0  # clearly worse: the interval is below zero
+    near = binary_preds(y, 0.6, 3)  # as good, other noise: the interval straddles zero
+    change, lo, hi = compare.paired_bootstrap("auc", y, [(good, near)], "yes", resamples=200)
+    assert lo < 0 < hi
+    # error metrics: a larger error is a negative change
+    t = np.linspace(0, 10, 300)
+    close, far = (pd.DataFrame({"predicted_label": t + e}) for e in (0.1, 2.0))
+    change, lo, hi = compare.paired_bootstrap("rmse", t, [(close, far)], resamples=100)
+    assert change == pytest.approx(-1.9) and hi < 0
+
+
+def test_the_anytime_table_runs_the_bootstrap_on_kept_predictions(tmp_path):
+    suite_dir = write_suite(tmp_path, {"alpha": SPECS["alpha"]})
+    y = np.where(np.random.default_rng(0).random(400) > 0.7, "yes", "no")
+    (suite_dir / "alpha").mkdir()
+    pd.DataFrame({"y": y}).to_csv(suite_dir / "alpha" / "test.csv", index=False)
+    rows = []
+    for seed in (0, 1):
+        for budget, signal in ((60, 0.6), (300, 0.1)):
+            path = tmp_path / f"p{seed}-{budget}.csv.gz"
+            binary_preds(y, signal, seed * 10 + budget).round(6).to_csv(path, index=False)
+            rows.append({**rec("automl", "alpha", 0.9 if budget == 60 else 0.6, seed, budget),
+                         "pred_path": str(path), "positive_class": "yes"})
+    res = compare.Results(compare.index(rows))
+    suite = common.load_suite(suite_dir)
+    lines = compare.anytime_table(res, suite, ["alpha"], suite_dir)
+    assert "300 vs 60 s (2 seeds)" in lines[2] and "worse beyond noise" in lines[2], lines
+    assert any("beyond noise by the paired bootstrap over the test rows: **1**" in ln for ln in lines)
+    assert "worse beyond noise" not in compare.anytime_table(res, suite, ["alpha"])[2]  # no suite: no bootstrap
 
 
 def test_an_automl_run_that_failed_on_every_seed_counts_as_a_miss(tmp_path):
