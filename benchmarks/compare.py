@@ -17,7 +17,9 @@ prints:
    (score / best score any system reached on that dataset at any budget; best / score for
    error metrics; 1 is the best seen, a failed run is 0), and automl's counts at each budget.
 3. With automl at two budgets or more: its median per dataset at each, and where a longer budget
-   is worse than the next smaller one beyond the tie tolerance.
+   is worse than the next smaller one beyond the tie tolerance; where the runs kept their test
+   predictions (run_suite.py's pred_path), a paired bootstrap over the test rows between the two
+   budgets, on the seeds run at both (--suite must hold the test.csv files).
 
 Tolerances (benchmarks/common.py METRICS): auc, accuracy and other [0, 1] scores tie within 0.002
 and lose badly beyond 0.01; rmse, mae and logloss within 1% and beyond 5% of the best peer; mse
