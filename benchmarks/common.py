@@ -120,6 +120,14 @@ def parse_list(text: str, cast=float) -> list:
 
 # ---------------------------------------------------------------- scoring
 
+def probas(pred):
+    """The proba_* columns of an `automl predict` output frame, named by class (``score``'s form)."""
+    cols = [c for c in pred.columns if c.startswith("proba_")]
+    out = pred[cols]
+    out.columns = [c[len("proba_"):] for c in cols]
+    return out
+
+
 def score(metric: str, y_true, labels, proba=None, positive=None) -> float:
     """The test score of one run.
 

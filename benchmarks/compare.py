@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (DEFAULT_SUITE, METRICS, best_of, better, load_suite, read_jsonl, rule, score,  # noqa: E402
-                    select, within)
+from common import (DEFAULT_SUITE, METRICS, best_of, better, load_suite, probas, read_jsonl, rule,  # noqa: E402
+                    score, select, within)
 
 AUTOML = "automl"
 PEER_ORDER = ("flaml", "ag", "ag_best")
@@ -291,14 +291,6 @@ def paired_bootstrap(metric: str, y_true, pairs: List[Tuple[Any, Any]], positive
     n = len(y)
     boot = [change(rng.integers(0, n, n)) for _ in range(resamples)]
     return change(np.arange(n)), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
-
-
-def probas(pred):
-    """The proba_* columns of a prediction frame, named by class (common.score's form)."""
-    cols = [c for c in pred.columns if c.startswith("proba_")]
-    out = pred[cols]
-    out.columns = [c[len("proba_"):] for c in cols]
-    return out
 
 
 def provenance(res: Results) -> str:

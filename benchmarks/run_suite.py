@@ -47,6 +47,7 @@ from common import (  # noqa: E402
     load_suite,
     machine,
     parse_list,
+    probas,
     read_jsonl,
     run_tree_peak_rss,
     score,
@@ -126,16 +127,14 @@ def run_one(exe: str, suite_dir: Path, name: str, spec: Dict[str, Any], budget: 
         return rec
     summary = json.loads((run_dir / "summary.json").read_text())
     test, pred = pd.read_csv(d / "test.csv"), pd.read_csv(pred_path)
-    proba = pred[[c for c in pred.columns if c.startswith("proba_")]]
-    proba.columns = [c[len("proba_"):] for c in proba.columns]
-    rec["score"] = score(spec["metric"], test[spec["target"]], pred["predicted_label"], proba,
+    rec["score"] = score(spec["metric"], test[spec["target"]], pred["predicted_label"], probas(pred),
                          summary.get("positive_class"))
     rec["best_candidate"] = (summary.get("best") or {}).get("candidate")
     rec["n_trials"] = summary.get("n_trials_completed")
     rec["fit_wall_s"] = summary.get("wall_time_s")
     rec["positive_class"] = summary.get("positive_class")
     # The test predictions, compact, for compare.py's paired bootstrap between budgets (test rows resampled).
-    keep = pred[["predicted_label"] + [c for c in pred.columns if c.startswith("proba_")]]
+    keep = pred[["predicted_label"] + [f"proba_{c}" for c in probas(pred).columns]]
     keep.round(6).to_csv(work / PRED_FILE, index=False)
     rec["pred_path"] = str(work / PRED_FILE)
     if not args.keep_runs:
