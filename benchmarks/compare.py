@@ -256,9 +256,7 @@ def bootstrap_cell(res: Results, suite: Dict[str, Dict[str, Any]], dataset: str,
     if not seeds:
         return ""
     spec = suite[dataset]
-    y = pd.read_csv(suite_dir / dataset / "test.csv")[spec["target"]]
-    if spec["metric"] not in ("rmse", "mse", "mae", "r2"):
-        y = y.astype(str)
+    y = pd.read_csv(suite_dir / dataset / "test.csv")[spec["target"]]  # score() casts the labels
     positive = res.runs[(AUTOML, dataset, seeds[0], long)].get("positive_class")
     pairs = [(pd.read_csv(a[s]), pd.read_csv(b[s])) for s in seeds]
     mid, lo, hi = paired_bootstrap(spec["metric"], y, pairs, positive)
@@ -279,11 +277,13 @@ def paired_bootstrap(metric: str, y_true, pairs: List[Tuple[Any, Any]], positive
     sign = -1.0 if not rule(metric).greater_is_better else 1.0
     y = np.asarray(y_true)
 
+    # labels and class probabilities of each prediction, taken apart once, not per resample
+    parts = [[(p["predicted_label"].to_numpy(), probas(p)) for p in pair] for pair in pairs]
+
     def change(rows) -> float:
         out = []
-        for a, b in pairs:
-            s = [score(metric, y[rows], p["predicted_label"].to_numpy()[rows], probas(p).iloc[rows], positive)
-                 for p in (a, b)]
+        for pair in parts:
+            s = [score(metric, y[rows], labels[rows], proba.iloc[rows], positive) for labels, proba in pair]
             out.append(sign * (s[1] - s[0]))
         return float(np.mean(out))
 
